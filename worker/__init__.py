@@ -1,0 +1,1 @@
+"""Dify's background task layer on procrastinate and PostgreSQL."""

@@ -1,0 +1,74 @@
+"""``manage.py worker``: every queue (or ``--queues``) served by one process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from worker import queues, runtime, schema
+from worker.cli.errors import CommandError, reaching
+from worker.config import Settings
+from worker.server import WorkerPlan, serve
+
+
+def add_commands(commands: Any) -> None:
+    worker = commands.add_parser(
+        "worker", help="run the worker: every queue in this one process unless --queues is given"
+    )
+    worker.add_argument(
+        "--queues",
+        type=_queue_list,
+        default=None,
+        help=f"comma-separated queues to serve (default: all of {', '.join(queues.ALL_QUEUES)})",
+    )
+    worker.add_argument(
+        "--concurrency",
+        action="append",
+        default=[],
+        metavar="QUEUE=N",
+        help="override one queue's concurrency; repeatable (e.g. --concurrency dataset=8)",
+    )
+    worker.set_defaults(handler=cmd_worker)
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    plan = WorkerPlan.build(
+        queues=args.queues or queues.ALL_QUEUES,
+        overrides=dict(_concurrency_override(item) for item in args.concurrency),
+    )
+    with runtime.database_url(settings) as url:
+        with reaching(url):
+            engine = schema.engine_for(url, connect_timeout=settings.db_connect_timeout)
+            try:
+                state = schema.state(engine)
+            finally:
+                engine.dispose()
+        if not state.at_head:
+            raise CommandError(
+                f"schema at {','.join(state.current) or 'empty'}, head is {state.head}: "
+                "run `manage.py migrate` first"
+            )
+        asyncio.run(serve(url, plan))
+    return 0
+
+
+def _queue_list(value: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    unknown = [name for name in names if name not in queues.ALL_QUEUES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown queue(s) {', '.join(unknown) or repr(value)}; "
+            f"known: {', '.join(queues.ALL_QUEUES)}"
+        )
+    return names
+
+
+def _concurrency_override(item: str) -> tuple[str, int]:
+    name, sep, number = item.partition("=")
+    if not sep or name not in queues.ALL_QUEUES or not number.isdigit() or int(number) < 1:
+        raise CommandError(
+            f"--concurrency {item!r}: expected QUEUE=N with a known queue and N >= 1",
+            exit_code=2,
+        )
+    return name, int(number)

@@ -1,0 +1,198 @@
+"""Settings: read once from the environment, typed, frozen and validated at start-up.
+
+Only :meth:`Settings.from_env` reads the environment (``manage.py`` calls it once). Names follow
+Dify where Dify has a setting (``MAIL_TYPE``, ``SMTP_*``, ``CONSOLE_WEB_URL``, ``LOG_LEVEL``);
+settings of our own carry the ``WORKER_`` prefix. Tests build ``Settings(...)`` directly, by field
+name. An empty environment variable counts as unset.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import model_validator as _model_validator
+
+#: Where the embedded PostgreSQL keeps its data when ``DATABASE_URL`` is unset.
+WORKER_DATA_DIR = Path(".data")
+#: Dify's default SMTP port (implicit TLS).
+SMTP_PORT = 465
+#: Log level of the CLI and the worker.
+LOG_LEVEL = "INFO"
+#: Seconds to wait for a database connection before giving up.
+WORKER_DB_CONNECT_TIMEOUT = 10
+
+_POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
+#: Fields whose raw value never appears in an error message.
+_SECRET_FIELDS = frozenset(
+    {
+        "database_url",
+        "smtp_password",
+        "resend_api_key",
+        "sendgrid_api_key",
+        "DATABASE_URL",
+        "SMTP_PASSWORD",
+        "RESEND_API_KEY",
+        "SENDGRID_API_KEY",
+    }
+)
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names every bad setting."""
+
+
+class MailType(enum.StrEnum):
+    """Mail backends, as Dify's ``MAIL_TYPE``."""
+
+    #: SMTP: plain, STARTTLS (``SMTP_OPPORTUNISTIC_TLS``) or implicit TLS (``SMTP_USE_TLS``).
+    SMTP = "smtp"
+    #: Resend's HTTP API.
+    RESEND = "resend"
+    #: SendGrid's HTTP API.
+    SENDGRID = "sendgrid"
+
+
+class Settings(BaseModel):
+    """Every setting of the worker and the CLI; see the README's table for each one."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True
+    )
+
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    data_dir: Path = Field(default=WORKER_DATA_DIR, alias="WORKER_DATA_DIR")
+    db_connect_timeout: int = Field(
+        default=WORKER_DB_CONNECT_TIMEOUT, alias="WORKER_DB_CONNECT_TIMEOUT", ge=1, le=300
+    )
+    log_level: str = Field(default=LOG_LEVEL, alias="LOG_LEVEL")
+    console_web_url: str = Field(default="", alias="CONSOLE_WEB_URL")
+
+    mail_type: MailType | None = Field(default=None, alias="MAIL_TYPE")
+    mail_default_send_from: str | None = Field(default=None, alias="MAIL_DEFAULT_SEND_FROM")
+    smtp_server: str | None = Field(default=None, alias="SMTP_SERVER")
+    smtp_port: int = Field(default=SMTP_PORT, alias="SMTP_PORT", ge=1, le=65535)
+    smtp_username: str | None = Field(default=None, alias="SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(default=None, alias="SMTP_PASSWORD")
+    smtp_use_tls: bool = Field(default=False, alias="SMTP_USE_TLS")
+    smtp_opportunistic_tls: bool = Field(default=False, alias="SMTP_OPPORTUNISTIC_TLS")
+    resend_api_key: SecretStr | None = Field(default=None, alias="RESEND_API_KEY")
+    resend_api_url: str | None = Field(default=None, alias="RESEND_API_URL")
+    sendgrid_api_key: SecretStr | None = Field(default=None, alias="SENDGRID_API_KEY")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Self:
+        """Build the settings from an environment mapping (``os.environ`` in ``manage.py``).
+
+        Raises
+        ------
+        ConfigError
+            One line naming every invalid setting and why.
+        """
+        known = {field.alias for field in cls.model_fields.values() if field.alias}
+        data = {key: value for key, value in environ.items() if key in known and value.strip()}
+        return cls.validated(**data)
+
+    @classmethod
+    def validated(cls, **values: Any) -> Self:
+        """Construct and validate; pydantic's report becomes a one-line :class:`ConfigError`."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(_describe(cls, exc)) from None
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            url = sa.make_url(value)
+        except sa.exc.ArgumentError:
+            raise ValueError(
+                "not a URL; expected postgresql://user:password@host:port/dbname"
+            ) from None
+        if url.drivername not in _POSTGRES_SCHEMES:
+            raise ValueError(f"unsupported scheme {url.drivername!r}; expected postgresql://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("console_web_url", "resend_api_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("expected an http(s) URL")
+        return value.rstrip("/")
+
+    @_model_validator(mode="after")
+    def _check_mail(self) -> Self:
+        problems = self._mail_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _mail_problems(self) -> list[str]:
+        problems = []
+        if self.smtp_opportunistic_tls and not self.smtp_use_tls:
+            problems.append("SMTP_OPPORTUNISTIC_TLS=true needs SMTP_USE_TLS=true")
+        if self.mail_type is None:
+            return problems
+        if not self.mail_default_send_from:
+            problems.append(f"MAIL_DEFAULT_SEND_FROM is required when MAIL_TYPE={self.mail_type}")
+        required = {
+            MailType.SMTP: ("SMTP_SERVER", self.smtp_server),
+            MailType.RESEND: ("RESEND_API_KEY", self.resend_api_key),
+            MailType.SENDGRID: ("SENDGRID_API_KEY", self.sendgrid_api_key),
+        }
+        name, value = required[self.mail_type]
+        if not value:
+            problems.append(f"{name} is required when MAIL_TYPE={self.mail_type}")
+        return problems
+
+    @property
+    def mail_enabled(self) -> bool:
+        """Whether a mail backend is configured (``MAIL_TYPE`` set)."""
+        return self.mail_type is not None
+
+    @property
+    def embedded_database(self) -> bool:
+        """Whether the embedded PostgreSQL is used (``DATABASE_URL`` unset)."""
+        return self.database_url is None
+
+
+def _describe(model: type[BaseModel], exc: ValidationError) -> str:
+    aliases = {name: field.alias or name for name, field in model.model_fields.items()}
+    parts = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        location = [str(item) for item in error["loc"]]
+        if not location:
+            parts.append(message)
+            continue
+        setting = aliases.get(location[0], location[0])
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        shown = "" if location[0] in _SECRET_FIELDS else _shown_input(error.get("input"))
+        parts.append(f"{setting}: {message}{shown}")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def _shown_input(value: object) -> str:
+    if isinstance(value, str) and value and len(value) <= 80:
+        return f" (got {value!r})"
+    return ""
