@@ -1,39 +1,53 @@
-"""The procrastinate application: connector from the database URL, tasks from ``worker.tasks``.
+"""The procrastinate application: every task registers on :data:`app` at import.
 
-No side effects at import; ``create_app`` is called by the runtime with the URL in use.
+The module builds the ``App`` and nothing else: its connector is a placeholder until
+:func:`bind` (called by ``worker.runtime.setup``) gives it the database in use.
 """
 
 from __future__ import annotations
 
 import pkgutil
+from pathlib import Path
 
 import procrastinate
 
-from worker import db, tasks
+from worker import db
+from worker.jobs.connector import TxAwarePsycopgConnector, UnboundConnector
+
+TASKS_PACKAGE = "worker.tasks"
 
 
 def task_modules() -> list[str]:
-    """Dotted paths of every module in ``worker.tasks``: the worker imports them all."""
+    """Dotted paths of every module in ``worker.tasks`` (found without importing them)."""
+    folder = Path(__file__).resolve().parent / "tasks"
     return [
-        f"{tasks.__name__}.{info.name}"
-        for info in pkgutil.iter_modules(tasks.__path__)
+        f"{TASKS_PACKAGE}.{info.name}"
+        for info in pkgutil.iter_modules([str(folder)])
         if not info.name.startswith("_")
     ]
 
 
-def create_app(database_url: str, *, pool_max_size: int = 10) -> procrastinate.App:
-    """A procrastinate ``App`` on ``database_url`` with every task module registered.
+#: The one App of the process. Tasks register on it; the worker and app code defer through it.
+app = procrastinate.App(connector=UnboundConnector(), import_paths=task_modules())
+
+
+def bind(database_url: str | None, *, pool_max_size: int = 10) -> procrastinate.App:
+    """Point :data:`app` at ``database_url`` (``None`` puts the placeholder back).
 
     Parameters
     ----------
     database_url:
         A ``postgresql://`` URL.
     pool_max_size:
-        Size of procrastinate's connection pool (fetch, finish, heartbeats and defers).
+        Size of procrastinate's connection pool (fetch, finish, heartbeats, defers).
     """
-    connector = procrastinate.PsycopgConnector(
-        conninfo=db.libpq_url(database_url),
-        min_size=1,
-        max_size=pool_max_size,
-    )
-    return procrastinate.App(connector=connector, import_paths=task_modules())
+    connector: procrastinate.PsycopgConnector | UnboundConnector
+    if database_url is None:
+        connector = UnboundConnector()
+    else:
+        connector = TxAwarePsycopgConnector(
+            conninfo=db.libpq_url(database_url), min_size=1, max_size=pool_max_size
+        )
+    app.connector = connector
+    app.job_manager.connector = connector
+    return app

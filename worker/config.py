@@ -72,6 +72,7 @@ class Settings(BaseModel):
     )
     log_level: str = Field(default=LOG_LEVEL, alias="LOG_LEVEL")
     console_web_url: str = Field(default="", alias="CONSOLE_WEB_URL")
+    import_paths: tuple[str, ...] = Field(default=(), alias="WORKER_IMPORT_PATHS")
 
     mail_type: MailType | None = Field(default=None, alias="MAIL_TYPE")
     mail_default_send_from: str | None = Field(default=None, alias="MAIL_DEFAULT_SEND_FROM")
@@ -119,6 +120,13 @@ class Settings(BaseModel):
             ) from None
         if url.drivername not in _POSTGRES_SCHEMES:
             raise ValueError(f"unsupported scheme {url.drivername!r}; expected postgresql://")
+        return value
+
+    @field_validator("import_paths", mode="before")
+    @classmethod
+    def _split_import_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("log_level")

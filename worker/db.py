@@ -1,17 +1,40 @@
-"""Database URLs and engines.
+"""Database URLs, engines and the session scope that tasks and app code share.
 
 One URL reaches three clients: libpq/psycopg (procrastinate's connector, raw admin connections),
 SQLAlchemy (``postgresql+psycopg://``) and Alembic (through SQLAlchemy). This module converts
 between them and hides passwords for display.
+
+:func:`session_scope` is the one way to get a ``Session``: the outermost scope begins a
+transaction and commits it on exit (rolls back on an exception); nested scopes, and jobs deferred
+inside them, join that same transaction.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 
 _SQLALCHEMY_DRIVER = "postgresql+psycopg"
+
+_sessionmaker: orm.sessionmaker[orm.Session] | None = None
+_current_session: contextvars.ContextVar[orm.Session | None] = contextvars.ContextVar(
+    "current_session", default=None
+)
+
+
+class NotSetUp(RuntimeError):
+    """The task layer was used before ``worker.runtime.setup()`` bound it to a database."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the task layer is not bound to a database: call "
+            "worker.runtime.setup(database_url) at start-up"
+        )
 
 
 def sqlalchemy_url(database_url: str) -> sa.URL:
@@ -53,3 +76,47 @@ def make_engine(database_url: str, *, connect_timeout: int = 10, **kwargs: Any) 
         connect_args=connect_args,
         **kwargs,
     )
+
+
+def bind(engine: sa.Engine | None) -> None:
+    """Make :func:`session_scope` open sessions on ``engine`` (``None`` unbinds)."""
+    global _sessionmaker
+    _sessionmaker = None if engine is None else orm.sessionmaker(engine, expire_on_commit=False)
+
+
+def current_session() -> orm.Session | None:
+    """The session of the innermost open :func:`session_scope` in this context, if any."""
+    return _current_session.get()
+
+
+@contextlib.contextmanager
+def session_scope(*, new: bool = False) -> Iterator[orm.Session]:
+    """A session in a transaction: joined if one is open here, else begun and committed on exit.
+
+    Parameters
+    ----------
+    new:
+        Always begin a separate transaction (for short progress commits inside a long task).
+
+    Raises
+    ------
+    NotSetUp
+        ``worker.runtime.setup()`` has not bound a database yet.
+    """
+    outer = _current_session.get()
+    if outer is not None and not new:
+        yield outer
+        return
+    if _sessionmaker is None:
+        raise NotSetUp()
+    with _sessionmaker() as session, session.begin():
+        token = _current_session.set(session)
+        try:
+            yield session
+        finally:
+            _current_session.reset(token)
+
+
+def driver_connection(session: orm.Session) -> Any:
+    """The psycopg connection under ``session``'s transaction (begun if needed)."""
+    return session.connection().connection.driver_connection

@@ -1,8 +1,8 @@
 """The worker process: one procrastinate worker per queue, each with its own concurrency.
 
-All of them share one event loop, one connection pool sized for the sum of concurrencies, and a
-thread pool large enough for sync tasks to reach their concurrency. SIGTERM/SIGINT stop fetching
-and let running jobs finish within ``shutdown_graceful_timeout``.
+All of them share one event loop, one procrastinate pool and one SQLAlchemy pool sized for the sum
+of concurrencies, and a thread pool with a thread per concurrent job (sync tasks run there).
+SIGTERM/SIGINT stop fetching and let running jobs finish within ``shutdown_graceful_timeout``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from worker import queues
-from worker.app import create_app
+from worker import queues, runtime
+from worker.app import app
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +31,21 @@ class WorkerPlan:
 
     concurrency: Mapping[str, int]
     shutdown_graceful_timeout: float = SHUTDOWN_GRACEFUL_TIMEOUT
+    #: Extra modules that define tasks, imported before the workers start.
+    import_paths: Sequence[str] = ()
 
     @classmethod
-    def build(cls, *, queues: Sequence[str], overrides: Mapping[str, int]) -> WorkerPlan:
+    def build(
+        cls,
+        *,
+        queues: Sequence[str],
+        overrides: Mapping[str, int],
+        import_paths: Sequence[str] = (),
+    ) -> WorkerPlan:
         """Default concurrencies for ``queues``, with per-queue ``overrides`` applied."""
         return cls(
-            concurrency={name: overrides.get(name, _default_concurrency(name)) for name in queues}
+            concurrency={name: overrides.get(name, _default(name)) for name in queues},
+            import_paths=tuple(import_paths),
         )
 
     @property
@@ -45,17 +54,31 @@ class WorkerPlan:
         return sum(self.concurrency.values())
 
 
-def _default_concurrency(name: str) -> int:
+def _default(name: str) -> int:
     return queues.DEFAULT_CONCURRENCY[name]
 
 
 async def serve(database_url: str, plan: WorkerPlan) -> None:
     """Run until SIGTERM/SIGINT, then drain and return."""
     loop = asyncio.get_running_loop()
+    # sync tasks run in the loop's default executor: a thread per concurrent job
     loop.set_default_executor(
         ThreadPoolExecutor(max_workers=plan.total_concurrency, thread_name_prefix="task")
     )
-    app = create_app(database_url, pool_max_size=plan.total_concurrency + POOL_HEADROOM)
+    runtime.setup(
+        database_url,
+        pool_size=plan.total_concurrency + 1,
+        procrastinate_pool_size=plan.total_concurrency + POOL_HEADROOM,
+    )
+    app.import_paths = [*app.import_paths, *plan.import_paths]
+    try:
+        await _run_workers(plan)
+    finally:
+        runtime.teardown()
+
+
+async def _run_workers(plan: WorkerPlan) -> None:
+    loop = asyncio.get_running_loop()
     async with app.open_async():
         workers = [
             asyncio.create_task(
@@ -86,11 +109,11 @@ async def serve(database_url: str, plan: WorkerPlan) -> None:
         waiter.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        failures = [r for r in results if isinstance(r, BaseException) and not _is_cancel(r)]
-        if failures:
-            raise failures[0]
-        logger.info("worker stopped", extra={"action": "worker_stop"})
-
-
-def _is_cancel(exc: BaseException) -> bool:
-    return isinstance(exc, asyncio.CancelledError)
+    failures = [
+        r
+        for r in results
+        if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
+    ]
+    if failures:
+        raise failures[0]
+    logger.info("worker stopped", extra={"action": "worker_stop"})

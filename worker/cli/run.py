@@ -36,6 +36,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     plan = WorkerPlan.build(
         queues=args.queues or queues.ALL_QUEUES,
         overrides=dict(_concurrency_override(item) for item in args.concurrency),
+        import_paths=settings.import_paths,
     )
     with runtime.database_url(settings) as url:
         with reaching(url):

@@ -50,6 +50,7 @@ from worker.domain.models.enums import (
     TenantAccountRole,
     TenantStatus,
 )
+from worker.domain.models.job import OutcomeStatus, TaskResult
 from worker.domain.models.upload import UploadFile
 
 __all__ = [
@@ -87,9 +88,11 @@ __all__ = [
     "IndexTechniqueType",
     "IndexingStatus",
     "MessageAnnotation",
+    "OutcomeStatus",
     "ProcessRuleMode",
     "SegmentStatus",
     "SegmentType",
+    "TaskResult",
     "Tenant",
     "TenantAccountJoin",
     "TenantAccountRole",

@@ -1,0 +1,58 @@
+"""Reading and writing ``task_results``: the recorded outcome of each job."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from procrastinate import jobs
+from sqlalchemy import orm
+from sqlalchemy.dialects.postgresql import insert
+
+from worker.domain.models import OutcomeStatus, TaskResult
+
+#: First key of the two-key advisory locks that serialise runs of one job.
+JOB_LOCK_NAMESPACE = 0x6A6F62  # "job"
+
+
+def lock_job(session: orm.Session, job_id: int) -> None:
+    """Serialise runs of one job: a second run waits until the first one's transaction ends."""
+    session.execute(sa.select(sa.func.pg_advisory_xact_lock(JOB_LOCK_NAMESPACE, job_id % 2**31)))
+
+
+def load(session: orm.Session, job_id: int) -> TaskResult | None:
+    """The recorded outcome of ``job_id``, if any."""
+    return session.get(TaskResult, job_id, populate_existing=True)
+
+
+def record(
+    session: orm.Session,
+    job: jobs.Job,
+    status: OutcomeStatus,
+    *,
+    started_at: datetime.datetime,
+    duration: float,
+    result: Any = None,
+    error: str | None = None,
+) -> None:
+    """Insert or overwrite the outcome of ``job`` (one row per job id)."""
+    values = {
+        "job_id": job.id,
+        "task_name": job.task_name,
+        "queue_name": job.queue,
+        "status": status,
+        "result": result,
+        "error": error,
+        "attempt": job.attempts + 1,
+        "started_at": started_at,
+        "finished_at": datetime.datetime.now(datetime.UTC),
+        "duration": duration,
+    }
+    statement = insert(TaskResult).values(**values)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[TaskResult.job_id],
+            set_={key: statement.excluded[key] for key in values if key != "job_id"},
+        )
+    )

@@ -1,0 +1,235 @@
+"""Tasks with Celery's calling API on top of procrastinate.
+
+``@task(name=..., queue=...)`` registers a procrastinate task on :data:`worker.app.app` whose jobs
+run through :func:`worker.jobs.execution.execute` (outcome recorded with the task's writes). The
+returned object is a procrastinate ``Task`` (``.defer()``, ``.configure()`` keep working) that also
+has Celery's ``delay``, ``apply_async`` and ``s``; positional arguments map onto the function's
+parameters as in Celery, and a job deferred inside ``worker.db.session_scope()`` (or with
+``session=``) joins that transaction.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import inspect
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from procrastinate import tasks
+from sqlalchemy import orm
+
+from worker import app as app_module
+from worker.jobs import deferring
+from worker.jobs.retry import NO_RETRY, Retry
+
+if TYPE_CHECKING:
+    from worker.jobs.results import AsyncResult
+
+
+class InvalidTaskArguments(TypeError):
+    """Arguments given to a task do not fit its signature or are not JSON."""
+
+
+class CeleryTask(tasks.Task[Any, Any, Any]):
+    """A procrastinate task with Celery's ``delay``/``apply_async``/``s``.
+
+    ``lock`` and ``queueing_lock`` may be templates over the task's arguments, e.g.
+    ``lock="document:{document_id}"``; they are filled in at defer time.
+    """
+
+    def __init__(self, run: Callable[..., Any], **kwargs: Any) -> None:
+        from worker.jobs.execution import execute
+
+        #: The function as written, called by the worker (and by calling the task directly).
+        self.run = run
+        self.signature = inspect.signature(run)
+        super().__init__(functools.partial(execute, self), pass_context=True, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the function here and now, like calling a Celery task."""
+        return self.run(*args, **kwargs)
+
+    @property
+    def full_path(self) -> str:
+        return f"{self.run.__module__}.{self.run.__qualname__}"
+
+    def bind_arguments(
+        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Map Celery-style ``args``/``kwargs`` onto the function's parameters.
+
+        Raises
+        ------
+        InvalidTaskArguments
+            Missing, unexpected or duplicate arguments, or a value that is not JSON.
+        """
+        try:
+            bound = self.signature.bind(*args, **(kwargs or {}))
+        except TypeError as exc:
+            raise InvalidTaskArguments(f"{self.name}: {exc}") from None
+        arguments = dict(bound.arguments)
+        for key, value in arguments.items():
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                raise InvalidTaskArguments(
+                    f"{self.name}: argument {key!r} is a {type(value).__name__}, not a JSON value"
+                ) from None
+        return arguments
+
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        """Defer a job with these arguments; return its result handle."""
+        return self.apply_async(args=args, kwargs=kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: datetime.datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        lock: str | None = None,
+        queueing_lock: str | None = None,
+        session: orm.Session | None = None,
+    ) -> AsyncResult:
+        """Defer a job, Celery-style.
+
+        Parameters
+        ----------
+        args, kwargs:
+            The task's arguments, mapped onto its parameters as Celery does.
+        countdown:
+            Seconds from now before the job may start.
+        eta:
+            Time before which the job may not start (a naive datetime is taken as UTC).
+        queue, priority:
+            Override the task's queue and priority (higher runs first).
+        lock, queueing_lock:
+            Override the task's lock templates.
+        session:
+            Join this session's transaction (default: the open ``session_scope``, if any).
+
+        Raises
+        ------
+        procrastinate.exceptions.AlreadyEnqueued
+            A job with the same queueing lock is already waiting; the caller's transaction is
+            left usable (the failed insert is rolled back to a savepoint).
+        """
+        from worker.jobs.results import AsyncResult
+
+        arguments = self.bind_arguments(args or (), kwargs)
+        options = self.defer_options(
+            arguments, countdown=countdown, eta=eta, queue=queue, priority=priority,
+            lock=lock, queueing_lock=queueing_lock,
+        )  # fmt: skip
+        job_id = deferring.defer(self, arguments, options, session=session)
+        return AsyncResult(job_id)
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature: this task with arguments, to defer later (e.g. in a ``group``)."""
+        return Signature(task=self, args=args, kwargs=kwargs)
+
+    def defer_options(
+        self,
+        arguments: Mapping[str, Any],
+        *,
+        countdown: float | None = None,
+        eta: datetime.datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        lock: str | None = None,
+        queueing_lock: str | None = None,
+    ) -> dict[str, Any]:
+        """procrastinate ``configure()`` options for one job of this task."""
+        options: dict[str, Any] = {
+            "queue": queue or self.queue,
+            "priority": self.priority if priority is None else priority,
+            "lock": self._fill(lock or self.lock, arguments),
+            "queueing_lock": self._fill(queueing_lock or self.queueing_lock, arguments),
+        }
+        if countdown is not None and eta is not None:
+            raise ValueError(f"{self.name}: pass countdown or eta, not both")
+        if countdown is not None:
+            options["schedule_in"] = {"seconds": countdown}
+        if eta is not None:
+            options["schedule_at"] = eta if eta.tzinfo else eta.replace(tzinfo=datetime.UTC)
+        return options
+
+    def _fill(self, template: str | None, arguments: Mapping[str, Any]) -> str | None:
+        if template is None:
+            return None
+        try:
+            return template.format(**arguments)
+        except KeyError as exc:
+            raise InvalidTaskArguments(
+                f"{self.name}: lock template {template!r} needs argument {exc.args[0]!r}"
+            ) from None
+
+
+class Signature:
+    """A task with its arguments, not deferred yet (Celery's ``task.s(...)``)."""
+
+    def __init__(self, *, task: CeleryTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        self.task = task
+        self.arguments = task.bind_arguments(args, kwargs)
+
+    def apply_async(self, **options: Any) -> AsyncResult:
+        """Defer it now; ``options`` as in :meth:`CeleryTask.apply_async`."""
+        return self.task.apply_async(kwargs=self.arguments, **options)
+
+    delay = apply_async
+
+    def __repr__(self) -> str:
+        return f"{self.task.name}.s(**{self.arguments!r})"
+
+
+def task(
+    *,
+    name: str,
+    queue: str,
+    retry: Retry = NO_RETRY,
+    lock: str | None = None,
+    queueing_lock: str | None = None,
+    priority: int = 0,
+    aliases: list[str] | None = None,
+) -> Callable[[Callable[..., Any]], CeleryTask]:
+    """Register a function as a task of :data:`worker.app.app`.
+
+    Parameters
+    ----------
+    name:
+        Stable name (``"<area>.<action>"``) stored with every job; never derived from the module.
+    queue:
+        Default queue (a constant of ``worker.queues``).
+    retry:
+        Retry policy; the default is no retry.
+    lock, queueing_lock:
+        Default locks, possibly templates over the arguments (``"document:{document_id}"``).
+    priority:
+        Default priority (higher runs first).
+    aliases:
+        Former names, so jobs queued under them still run.
+    """
+
+    def register(func: Callable[..., Any]) -> CeleryTask:
+        app = app_module.app
+        created = CeleryTask(
+            func,
+            blueprint=app,
+            name=name,
+            aliases=aliases,
+            queue=queue,
+            retry=retry,
+            lock=lock,
+            queueing_lock=queueing_lock,
+            priority=priority,
+        )
+        app._register_task(created)
+        functools.update_wrapper(created, func, updated=())
+        return created
+
+    return register
