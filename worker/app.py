@@ -31,8 +31,10 @@ def task_modules() -> list[str]:
 app = procrastinate.App(connector=UnboundConnector(), import_paths=task_modules())
 
 
-def bind(database_url: str | None, *, pool_max_size: int = 10) -> procrastinate.App:
-    """Point :data:`app` at ``database_url`` (``None`` puts the placeholder back).
+def bind(
+    database_url: str | None, *, pool_max_size: int = 10, open_sync_pool: bool = False
+) -> procrastinate.App:
+    """Point :data:`app` at ``database_url`` (``None`` closes it and puts the placeholder back).
 
     Parameters
     ----------
@@ -40,7 +42,13 @@ def bind(database_url: str | None, *, pool_max_size: int = 10) -> procrastinate.
         A ``postgresql://`` URL.
     pool_max_size:
         Size of procrastinate's connection pool (fetch, finish, heartbeats, defers).
+    open_sync_pool:
+        Open procrastinate's sync pool now, so that its own sync API (``task.defer()``,
+        ``job_manager``) works in a process that never runs a worker (app code, the CLI).
     """
+    previous = app.connector
+    if isinstance(previous, TxAwarePsycopgConnector):
+        previous.get_sync_connector().close()
     connector: procrastinate.PsycopgConnector | UnboundConnector
     if database_url is None:
         connector = UnboundConnector()
@@ -48,6 +56,8 @@ def bind(database_url: str | None, *, pool_max_size: int = 10) -> procrastinate.
         connector = TxAwarePsycopgConnector(
             conninfo=db.libpq_url(database_url), min_size=1, max_size=pool_max_size
         )
+        if open_sync_pool:
+            connector.get_sync_connector().open()
     app.connector = connector
     app.job_manager.connector = connector
     return app

@@ -51,6 +51,7 @@ def setup(
     pool_size: int = ENGINE_POOL_SIZE,
     procrastinate_pool_size: int = 10,
     connect_timeout: int = 10,
+    worker: bool = False,
 ) -> Runtime:
     """Bind the task layer to ``database_url``: sessions, deferring, results.
 
@@ -64,6 +65,9 @@ def setup(
         Connections of procrastinate's pool (the worker's fetch/finish loop).
     connect_timeout:
         Seconds libpq waits for the server.
+    worker:
+        This process runs a worker (which opens procrastinate's async pool itself); otherwise
+        procrastinate's sync pool is opened for its own sync API.
     """
     global _current
     teardown()
@@ -71,7 +75,7 @@ def setup(
         database_url, connect_timeout=connect_timeout, pool_size=pool_size, max_overflow=2
     )
     db.bind(engine)
-    app_module.bind(database_url, pool_max_size=procrastinate_pool_size)
+    app_module.bind(database_url, pool_max_size=procrastinate_pool_size, open_sync_pool=not worker)
     _current = Runtime(database_url=database_url, engine=engine)
     return _current
 

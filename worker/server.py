@@ -69,6 +69,7 @@ async def serve(database_url: str, plan: WorkerPlan) -> None:
         database_url,
         pool_size=plan.total_concurrency + 1,
         procrastinate_pool_size=plan.total_concurrency + POOL_HEADROOM,
+        worker=True,
     )
     app.import_paths = [*app.import_paths, *plan.import_paths]
     try:

@@ -74,8 +74,19 @@ def _insert(
     arguments: Sequence[Mapping[str, Any]],
     options: Mapping[str, Any],
 ) -> list[int]:
-    deferrer = task.configure(connection=db.driver_connection(session), **options)
     if not options.get("queueing_lock"):
-        return list(deferrer.batch_defer(*[dict(a) for a in arguments]))
+        return _batch_defer(session, task, arguments, options)
+    # SQLAlchemy emits the SAVEPOINT lazily, at the next use of the session's connection: the
+    # connection must be fetched inside the nested block (``_batch_defer`` does).
     with session.begin_nested():
-        return list(deferrer.batch_defer(*[dict(a) for a in arguments]))
+        return _batch_defer(session, task, arguments, options)
+
+
+def _batch_defer(
+    session: orm.Session,
+    task: tasks.Task[Any, Any, Any],
+    arguments: Sequence[Mapping[str, Any]],
+    options: Mapping[str, Any],
+) -> list[int]:
+    deferrer = task.configure(connection=db.driver_connection(session), **options)
+    return list(deferrer.batch_defer(*[dict(a) for a in arguments]))

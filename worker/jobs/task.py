@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from procrastinate import tasks
+from procrastinate import JobContext, tasks
 from sqlalchemy import orm
 
 from worker import app as app_module
@@ -48,7 +48,12 @@ class CeleryTask(tasks.Task[Any, Any, Any]):
         super().__init__(functools.partial(execute, self), pass_context=True, **kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the function here and now, like calling a Celery task."""
+        """Run the function here and now, like calling a Celery task.
+
+        The worker calls the task with the job's context first: that call runs the job.
+        """
+        if args and isinstance(args[0], JobContext):
+            return self.func(*args, **kwargs)
         return self.run(*args, **kwargs)
 
     @property

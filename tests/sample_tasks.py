@@ -1,0 +1,76 @@
+"""Tasks used by the tests, registered on the real app (the worker imports them through
+``WORKER_IMPORT_PATHS=tests.sample_tasks``). Effects are tenant rows, easy to count."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from worker import db, queues
+from worker.domain.errors import PermanentError, TransientError
+from worker.domain.models import Tenant
+from worker.jobs import Retry, task
+
+
+@task(name="tests.add", queue=queues.DEFAULT)
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@task(name="tests.create_tenant", queue=queues.DATASET)
+def create_tenant(name: str, follow_up: str | None = None) -> str:
+    """Insert a tenant; optionally defer ``create_tenant(follow_up)`` in the same transaction."""
+    with db.session_scope() as session:
+        tenant = Tenant(name=name)
+        session.add(tenant)
+        session.flush()
+        if follow_up is not None:
+            create_tenant.delay(follow_up)
+        return str(tenant.id)
+
+
+@task(name="tests.create_tenant_then_fail", queue=queues.DATASET)
+def create_tenant_then_fail(name: str, follow_up: str) -> None:
+    """Write and defer, then fail: neither the row nor the follow-up job may survive."""
+    with db.session_scope() as session:
+        session.add(Tenant(name=name))
+        create_tenant.delay(follow_up)
+        session.flush()
+    raise PermanentError(f"refusing {name}")
+
+
+@task(name="tests.mail_like", queue=queues.MAIL)
+def mail_like(name: str) -> str:
+    with db.session_scope() as session:
+        session.add(Tenant(name=name))
+    return name
+
+
+@task(
+    name="tests.flaky",
+    queue=queues.DEFAULT,
+    retry=Retry(max_retries=2, default_retry_delay=0),
+)
+def flaky(counter: str, failures: int) -> int:
+    """Fail with a transient error ``failures`` times (counted in a file), then succeed."""
+    path = Path(counter)
+    runs = len(path.read_text().splitlines()) if path.exists() else 0
+    with path.open("a") as handle:
+        handle.write("run\n")
+    if runs < failures:
+        raise TransientError(f"transient failure {runs + 1}")
+    return runs + 1
+
+
+@task(name="tests.broken", queue=queues.DEFAULT, retry=Retry(max_retries=3, default_retry_delay=0))
+def broken(reason: str) -> None:
+    raise PermanentError(reason)
+
+
+@task(name="tests.slow_tenant", queue=queues.DATASET, lock="tenant-name:{name}")
+def slow_tenant(name: str, seconds: float) -> str:
+    """Sleep, then insert a tenant: long enough to be killed mid-job."""
+    time.sleep(seconds)
+    with db.session_scope() as session:
+        session.add(Tenant(name=name))
+    return name
