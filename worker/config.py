@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic import model_validator as _model_validator
 
+from worker import queues
+
 #: Where the embedded PostgreSQL keeps its data when ``DATABASE_URL`` is unset.
 WORKER_DATA_DIR = Path(".data")
 #: Dify's default SMTP port (implicit TLS).
@@ -26,6 +28,14 @@ SMTP_PORT = 465
 LOG_LEVEL = "INFO"
 #: Seconds to wait for a database connection before giving up.
 WORKER_DB_CONNECT_TIMEOUT = 10
+#: Seconds running jobs get to finish after SIGTERM/SIGINT before they are aborted.
+WORKER_SHUTDOWN_TIMEOUT = 30.0
+#: Seconds between two heartbeats of a worker.
+WORKER_HEARTBEAT_INTERVAL = 10.0
+#: Seconds without a heartbeat after which a worker is presumed dead and its jobs re-queued.
+WORKER_STALLED_AFTER = 60.0
+#: Seconds between two sweeps for stalled jobs.
+WORKER_RECOVERY_INTERVAL = 15.0
 
 _POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
 #: Fields whose raw value never appears in an error message.
@@ -73,6 +83,17 @@ class Settings(BaseModel):
     log_level: str = Field(default=LOG_LEVEL, alias="LOG_LEVEL")
     console_web_url: str = Field(default="", alias="CONSOLE_WEB_URL")
     import_paths: tuple[str, ...] = Field(default=(), alias="WORKER_IMPORT_PATHS")
+    concurrency: dict[str, int] = Field(default_factory=dict, alias="WORKER_CONCURRENCY")
+    shutdown_timeout: float = Field(
+        default=WORKER_SHUTDOWN_TIMEOUT, alias="WORKER_SHUTDOWN_TIMEOUT", ge=0
+    )
+    heartbeat_interval: float = Field(
+        default=WORKER_HEARTBEAT_INTERVAL, alias="WORKER_HEARTBEAT_INTERVAL", gt=0
+    )
+    stalled_after: float = Field(default=WORKER_STALLED_AFTER, alias="WORKER_STALLED_AFTER", gt=0)
+    recovery_interval: float = Field(
+        default=WORKER_RECOVERY_INTERVAL, alias="WORKER_RECOVERY_INTERVAL", gt=0
+    )
 
     mail_type: MailType | None = Field(default=None, alias="MAIL_TYPE")
     mail_default_send_from: str | None = Field(default=None, alias="MAIL_DEFAULT_SEND_FROM")
@@ -129,6 +150,13 @@ class Settings(BaseModel):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("concurrency", mode="before")
+    @classmethod
+    def _parse_concurrency(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return parse_concurrency(value)
+
     @field_validator("log_level")
     @classmethod
     def _check_log_level(cls, value: str) -> str:
@@ -148,14 +176,19 @@ class Settings(BaseModel):
         return value.rstrip("/")
 
     @_model_validator(mode="after")
-    def _check_mail(self) -> Self:
-        problems = self._mail_problems()
+    def _check_combinations(self) -> Self:
+        problems = self._problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
-    def _mail_problems(self) -> list[str]:
+    def _problems(self) -> list[str]:
         problems = []
+        if self.stalled_after < 3 * self.heartbeat_interval:
+            problems.append(
+                "WORKER_STALLED_AFTER must be at least 3 x WORKER_HEARTBEAT_INTERVAL, "
+                "or live workers look dead"
+            )
         if self.smtp_opportunistic_tls and not self.smtp_use_tls:
             problems.append("SMTP_OPPORTUNISTIC_TLS=true needs SMTP_USE_TLS=true")
         if self.mail_type is None:
@@ -181,6 +214,34 @@ class Settings(BaseModel):
     def embedded_database(self) -> bool:
         """Whether the embedded PostgreSQL is used (``DATABASE_URL`` unset)."""
         return self.database_url is None
+
+
+def parse_concurrency(value: str) -> dict[str, int]:
+    """``"dataset=8,mail=4"`` as ``{"dataset": 8, "mail": 4}``; queues must be known, N >= 1.
+
+    Raises
+    ------
+    ValueError
+        An item is not ``QUEUE=N`` with a known queue and a positive N.
+    """
+    parsed: dict[str, int] = {}
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        name, sep, number = item.partition("=")
+        name = name.strip()
+        if (
+            not sep
+            or name not in queues.ALL_QUEUES
+            or not number.strip().isdigit()
+            or int(number) < 1
+        ):
+            raise ValueError(
+                f"expected QUEUE=N with N >= 1 and QUEUE one of {', '.join(queues.ALL_QUEUES)}; "
+                f"got {item!r}"
+            )
+        parsed[name] = int(number)
+    return parsed
 
 
 def _describe(model: type[BaseModel], exc: ValidationError) -> str:

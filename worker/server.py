@@ -2,7 +2,12 @@
 
 All of them share one event loop, one procrastinate pool and one SQLAlchemy pool sized for the sum
 of concurrencies, and a thread pool with a thread per concurrent job (sync tasks run there).
-SIGTERM/SIGINT stop fetching and let running jobs finish within ``shutdown_graceful_timeout``.
+Beside them run two side loops: heartbeats that go on while the workers drain (procrastinate stops
+its own heartbeat first, which would make still-running jobs look stalled), and the sweep that
+re-queues jobs of dead workers (``worker.recovery``).
+
+SIGTERM/SIGINT stop fetching and let running jobs finish within ``shutdown_timeout``; then the
+process exits 0.
 """
 
 from __future__ import annotations
@@ -14,38 +19,42 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from worker import queues, runtime
+import procrastinate.worker
+
+from worker import db, queues, recovery, runtime
 from worker.app import app
+from worker.config import Settings
 
 logger = logging.getLogger(__name__)
 
 #: Connections beyond the sum of concurrencies: fetch loops, heartbeats, finishing jobs.
 POOL_HEADROOM = 4
-#: Seconds running jobs get to finish after SIGTERM before they are aborted.
-SHUTDOWN_GRACEFUL_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerPlan:
-    """Which queues one process serves, and how many jobs of each it runs at once."""
+    """Which queues one process serves, how many jobs of each it runs at once, and its timings."""
 
     concurrency: Mapping[str, int]
-    shutdown_graceful_timeout: float = SHUTDOWN_GRACEFUL_TIMEOUT
+    shutdown_timeout: float
+    heartbeat_interval: float
+    stalled_after: float
+    recovery_interval: float
     #: Extra modules that define tasks, imported before the workers start.
     import_paths: Sequence[str] = ()
 
     @classmethod
     def build(
-        cls,
-        *,
-        queues: Sequence[str],
-        overrides: Mapping[str, int],
-        import_paths: Sequence[str] = (),
+        cls, settings: Settings, *, queues: Sequence[str], overrides: Mapping[str, int]
     ) -> WorkerPlan:
-        """Default concurrencies for ``queues``, with per-queue ``overrides`` applied."""
+        """The plan for ``queues``: built-in concurrency with ``overrides`` applied."""
         return cls(
             concurrency={name: overrides.get(name, _default(name)) for name in queues},
-            import_paths=tuple(import_paths),
+            shutdown_timeout=settings.shutdown_timeout,
+            heartbeat_interval=settings.heartbeat_interval,
+            stalled_after=settings.stalled_after,
+            recovery_interval=settings.recovery_interval,
+            import_paths=settings.import_paths,
         )
 
     @property
@@ -63,7 +72,7 @@ async def serve(database_url: str, plan: WorkerPlan) -> None:
     loop = asyncio.get_running_loop()
     # sync tasks run in the loop's default executor: a thread per concurrent job
     loop.set_default_executor(
-        ThreadPoolExecutor(max_workers=plan.total_concurrency, thread_name_prefix="task")
+        ThreadPoolExecutor(max_workers=plan.total_concurrency + 1, thread_name_prefix="task")
     )
     runtime.setup(
         database_url,
@@ -73,48 +82,100 @@ async def serve(database_url: str, plan: WorkerPlan) -> None:
     )
     app.import_paths = [*app.import_paths, *plan.import_paths]
     try:
-        await _run_workers(plan)
+        app.perform_import_paths()  # type: ignore[no-untyped-call]
+        async with app.open_async():
+            await _run(plan)
     finally:
         runtime.teardown()
 
 
-async def _run_workers(plan: WorkerPlan) -> None:
+async def _run(plan: WorkerPlan) -> None:
     loop = asyncio.get_running_loop()
-    async with app.open_async():
-        workers = [
-            asyncio.create_task(
-                app.run_worker_async(
-                    queues=[name],
-                    concurrency=concurrency,
-                    name=name,
-                    install_signal_handlers=False,
-                    shutdown_graceful_timeout=plan.shutdown_graceful_timeout,
-                ),
-                name=f"worker:{name}",
-            )
-            for name, concurrency in plan.concurrency.items()
-        ]
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        logger.info(
-            "worker started on %s",
-            ", ".join(f"{name}={n}" for name, n in plan.concurrency.items()),
-            extra={"action": "worker_start"},
-        )
-        waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait([waiter, *workers], return_when=asyncio.FIRST_COMPLETED)
-        for task in workers:
-            task.cancel()
-        results = await asyncio.gather(*workers, return_exceptions=True)
-        waiter.cancel()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await _run_until(stop, plan)
+    finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _run_until(stop: asyncio.Event, plan: WorkerPlan) -> None:
+    workers = [
+        procrastinate.worker.Worker(
+            app=app,
+            queues=[name],
+            concurrency=concurrency,
+            name=name,
+            install_signal_handlers=False,
+            shutdown_graceful_timeout=plan.shutdown_timeout,
+            update_heartbeat_interval=plan.heartbeat_interval,
+            stalled_worker_timeout=plan.stalled_after,
+        )
+        for name, concurrency in plan.concurrency.items()
+    ]
+    running = [
+        asyncio.create_task(w.run(), name=f"worker:{w.worker_name}")  # type: ignore[no-untyped-call]
+        for w in workers
+    ]
+    side = [
+        asyncio.create_task(_beat(workers, plan.heartbeat_interval), name="heartbeats"),
+        asyncio.create_task(_recover(plan), name="recovery"),
+    ]
+    logger.info(
+        "worker started on %s",
+        ", ".join(f"{name}={n}" for name, n in plan.concurrency.items()),
+        extra={"action": "worker_start"},
+    )
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait([waiter, *running], return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if stop.is_set():
+        logger.info("stop requested: draining running jobs", extra={"action": "worker_drain"})
+    for task in running:
+        task.cancel()
+    results = await asyncio.gather(*running, return_exceptions=True)
+    for task in side:
+        task.cancel()
+    await asyncio.gather(*side, return_exceptions=True)
     failures = [
-        r
-        for r in results
-        if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
+        result
+        for result in results
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError)
     ]
     if failures:
         raise failures[0]
     logger.info("worker stopped", extra={"action": "worker_stop"})
+
+
+async def _beat(workers: list[procrastinate.worker.Worker], interval: float) -> None:
+    """Keep every worker's heartbeat fresh until the process is done draining."""
+    while True:
+        await asyncio.sleep(interval)
+        for w in workers:
+            if w.worker_id is None:
+                continue
+            try:
+                await app.job_manager.update_heartbeat(w.worker_id)
+            except Exception:
+                logger.exception(
+                    "heartbeat of worker %s failed",
+                    w.worker_id,
+                    extra={"action": "heartbeat_failed", "worker_id": w.worker_id},
+                )
+
+
+async def _recover(plan: WorkerPlan) -> None:
+    """Sweep for stalled jobs every ``recovery_interval`` seconds."""
+    while True:
+        await asyncio.sleep(plan.recovery_interval)
+        try:
+            await asyncio.to_thread(_sweep_once, plan.stalled_after)
+        except Exception:
+            logger.exception("stalled-job sweep failed", extra={"action": "recovery_failed"})
+
+
+def _sweep_once(stalled_after: float) -> None:
+    with db.session_scope(new=True) as session:
+        recovery.sweep(session, stalled_after=stalled_after)

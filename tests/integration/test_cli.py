@@ -85,7 +85,7 @@ def test_invalid_setting_stops_any_command_at_start_up(manage: Manage) -> None:
     [
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["worker", "--queues", "dataset,nope"], "unknown queue(s) nope"),
-        (["worker", "--concurrency", "dataset=zero"], "--concurrency 'dataset=zero'"),
+        (["worker", "--concurrency", "dataset=zero"], "got 'dataset=zero'"),
         (["db"], "required: ACTION"),
     ],
 )

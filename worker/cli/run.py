@@ -8,7 +8,7 @@ from typing import Any
 
 from worker import queues, runtime, schema
 from worker.cli.errors import CommandError, reaching
-from worker.config import Settings
+from worker.config import Settings, parse_concurrency
 from worker.server import WorkerPlan, serve
 
 
@@ -24,20 +24,20 @@ def add_commands(commands: Any) -> None:
     )
     worker.add_argument(
         "--concurrency",
+        type=_concurrency,
         action="append",
         default=[],
-        metavar="QUEUE=N",
-        help="override one queue's concurrency; repeatable (e.g. --concurrency dataset=8)",
+        metavar="QUEUE=N[,QUEUE=N]",
+        help="override queue concurrency (default from WORKER_CONCURRENCY, then built-in)",
     )
     worker.set_defaults(handler=cmd_worker)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    plan = WorkerPlan.build(
-        queues=args.queues or queues.ALL_QUEUES,
-        overrides=dict(_concurrency_override(item) for item in args.concurrency),
-        import_paths=settings.import_paths,
-    )
+    overrides = dict(settings.concurrency)
+    for item in args.concurrency:
+        overrides.update(item)
+    plan = WorkerPlan.build(settings, queues=args.queues or queues.ALL_QUEUES, overrides=overrides)
     with runtime.database_url(settings) as url:
         with reaching(url):
             engine = schema.engine_for(url, connect_timeout=settings.db_connect_timeout)
@@ -65,11 +65,8 @@ def _queue_list(value: str) -> tuple[str, ...]:
     return names
 
 
-def _concurrency_override(item: str) -> tuple[str, int]:
-    name, sep, number = item.partition("=")
-    if not sep or name not in queues.ALL_QUEUES or not number.isdigit() or int(number) < 1:
-        raise CommandError(
-            f"--concurrency {item!r}: expected QUEUE=N with a known queue and N >= 1",
-            exit_code=2,
-        )
-    return name, int(number)
+def _concurrency(value: str) -> dict[str, int]:
+    try:
+        return parse_concurrency(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
