@@ -1,0 +1,120 @@
+"""A real worker subprocess: crash recovery, graceful drain, queue selection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from tests import sample_tasks
+from tests.acceptance.workers import WorkerProcess, wait_until
+from worker import db, runtime
+from worker.domain.models import Tenant
+from worker.jobs import PENDING, STARTED, SUCCESS, AsyncResult
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def task_layer(database_url: str) -> Iterator[None]:
+    runtime.setup(database_url)
+    yield
+    runtime.teardown()
+
+
+@pytest.fixture
+def workers(database_url: str) -> Iterator[list[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+    yield started
+    for process in started:
+        process.close()
+
+
+def tenants(name: str) -> int:
+    with db.session_scope(new=True) as session:
+        return session.execute(sa.select(sa.func.count()).where(Tenant.name == name)).scalar_one()
+
+
+def job_row(job_id: int) -> sa.Row[tuple[str, int, int]]:
+    """procrastinate's status and attempts of a job, and how often it was re-queued."""
+    with db.session_scope(new=True) as session:
+        return session.execute(
+            sa.text(
+                "SELECT status, attempts, (SELECT count(*) FROM procrastinate_events "
+                "WHERE job_id = :id AND type = 'deferred_for_retry') AS requeued "
+                "FROM procrastinate_jobs WHERE id = :id"
+            ),
+            {"id": job_id},
+        ).one()
+
+
+def test_sigkilled_workers_job_is_completed_by_a_restarted_worker_exactly_once(
+    database_url: str, workers: list[WorkerProcess]
+) -> None:
+    first = WorkerProcess(database_url)
+    workers.append(first)
+    result = sample_tasks.slow_tenant.delay("survivor", seconds=2.0)
+    wait_until(lambda: result.status == STARTED, message="the job never started")
+
+    first.kill()
+    second = WorkerProcess(database_url)
+    workers.append(second)
+
+    assert result.get(timeout=60) == "survivor"
+    assert tenants("survivor") == 1
+    assert "re-queued 1 stalled job(s)" in second.output()
+    assert second.stop() == 0
+
+
+def test_graceful_drain_finishes_running_jobs_and_nobody_starts_them_twice(
+    database_url: str, workers: list[WorkerProcess]
+) -> None:
+    draining = WorkerProcess(database_url, env={"WORKER_SHUTDOWN_TIMEOUT": "30"})
+    workers.append(draining)
+    # the job outlives WORKER_STALLED_AFTER (2 s) while its worker drains
+    result = sample_tasks.slow_tenant.delay("drained", seconds=5.0)
+    wait_until(lambda: result.status == STARTED, message="the job never started")
+    sweeper = WorkerProcess(database_url, "--queues", "mail")
+    workers.append(sweeper)
+
+    assert draining.stop() == 0
+
+    assert result.get(timeout=1) == "drained"
+    assert tenants("drained") == 1
+    status, attempts, requeued = job_row(result.id)
+    assert requeued == 0, "no sweep may re-queue a job that is still running on a draining worker"
+    assert (status, attempts) == ("succeeded", 1)
+    assert "stalled" not in sweeper.output() + draining.output()
+    assert "worker stopped" in draining.output()
+
+
+def test_queues_flag_leaves_other_queues_untouched(
+    database_url: str, workers: list[WorkerProcess]
+) -> None:
+    dataset_job = sample_tasks.create_tenant.delay("dataset-side")
+    mail_job = sample_tasks.mail_like.delay("mail-side")
+    only_dataset = WorkerProcess(database_url, "--queues", "dataset")
+    workers.append(only_dataset)
+
+    assert dataset_job.get(timeout=30)
+    wait_until(lambda: "worker started" in only_dataset.output())
+
+    assert mail_job.status == PENDING
+    assert tenants("mail-side") == 0
+    assert only_dataset.stop() == 0
+    assert mail_job.status == PENDING
+
+
+def test_every_queue_is_served_when_no_queue_is_named(
+    database_url: str, workers: list[WorkerProcess]
+) -> None:
+    jobs = [
+        sample_tasks.create_tenant.delay("any-dataset"),
+        sample_tasks.mail_like.delay("any-mail"),
+        sample_tasks.add.delay(20, 22),
+    ]
+    workers.append(WorkerProcess(database_url))
+
+    assert [job.get(timeout=30) is not None for job in jobs] == [True, True, True]
+    assert all(AsyncResult(job.id).status == SUCCESS for job in jobs)
