@@ -12,7 +12,7 @@ from typing import NoReturn
 import psycopg
 import sqlalchemy as sa
 
-from worker.cli import admin, errors, logs, run
+from worker.cli import admin, errors, jobs, logs, run
 from worker.config import ConfigError, Settings
 from worker.embedded import EmbeddedPostgresError
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     admin.add_commands(commands)
     run.add_commands(commands)
+    jobs.add_commands(commands)
     return parser
 
 
@@ -60,6 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(errors.describe_connection_error(exc), 1)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except Exception as exc:
+        logger.debug("unexpected error", exc_info=True)
+        return _fail(
+            f"unexpected {type(exc).__name__}: {errors.describe_connection_error(exc)} "
+            "(LOG_LEVEL=DEBUG shows the traceback)",
+            1,
+        )
 
 
 def _fail(message: str, code: int) -> int:

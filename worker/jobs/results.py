@@ -136,19 +136,21 @@ class AsyncResult:
             row = session.execute(_SNAPSHOT, {"id": self.id}).one()
         if row.job_status is None and row.outcome is None:
             raise UnknownJob(f"no job with id {self.id}")
-        return _Snapshot(state=_state(row), result=row.result, error=row.error)
+        state = job_state(row.job_status, row.attempts, row.outcome)
+        return _Snapshot(state=state, result=row.result, error=row.error)
 
 
-def _state(row: sa.Row[Any]) -> str:
-    if row.outcome == SUCCESS or row.job_status == "succeeded":
+def job_state(job_status: str | None, attempts: int | None, outcome: str | None) -> str:
+    """Celery's state of a job from procrastinate's status and our recorded outcome."""
+    if outcome == SUCCESS or job_status == "succeeded":
         return SUCCESS
-    if row.job_status in ("cancelled", "aborted", "aborting"):
+    if job_status in ("cancelled", "aborted", "aborting"):
         return REVOKED
-    if row.job_status == "failed" or row.job_status is None:
+    if job_status == "failed" or job_status is None:
         return FAILURE
-    if row.job_status == "doing":
-        return RETRY if row.outcome == RETRY else STARTED
-    return RETRY if row.attempts > 0 else PENDING
+    if job_status == "doing":
+        return RETRY if outcome == RETRY else STARTED
+    return RETRY if attempts else PENDING
 
 
 class GroupResult:

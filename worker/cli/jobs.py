@@ -1,0 +1,163 @@
+"""Job commands: ``defer``, ``jobs list|show|retry|cancel`` and ``queues``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from procrastinate.exceptions import AlreadyEnqueued
+from sqlalchemy import orm
+
+from worker import db, queues, runtime
+from worker.app import app
+from worker.cli.errors import CommandError, reaching
+from worker.config import Settings
+from worker.jobs import admin
+
+STATUSES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborted")
+
+
+def add_commands(commands: Any) -> None:
+    defer = commands.add_parser("defer", help="defer a job of TASK; prints the job id")
+    defer.add_argument("task", metavar="TASK", help="task name, e.g. tests.add")
+    defer.add_argument(
+        "--json", default="{}", dest="arguments", help="keyword arguments as a JSON object"
+    )
+    defer.add_argument("--queue", choices=queues.ALL_QUEUES, help="override the task's queue")
+    defer.add_argument("--lock", help="lock: jobs sharing it run one at a time")
+    defer.add_argument("--queueing-lock", help="at most one waiting job with this key")
+    defer.add_argument("--priority", type=int, help="higher runs first")
+    defer.add_argument(
+        "--schedule-in", type=_seconds, metavar="SECONDS", help="start no sooner than this"
+    )
+    defer.set_defaults(handler=cmd_defer)
+
+    jobs = commands.add_parser("jobs", help="list, show, retry or cancel jobs")
+    actions = jobs.add_subparsers(dest="jobs_action", metavar="ACTION")
+    actions.required = True
+    listing = actions.add_parser("list", help="jobs, newest first")
+    listing.add_argument("--queue")
+    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--task")
+    listing.add_argument("--limit", type=int, default=admin.LIST_LIMIT)
+    listing.set_defaults(handler=cmd_jobs_list)
+    for name, handler, text in (
+        ("show", cmd_jobs_show, "arguments, status, attempts, result, error and timings"),
+        ("retry", cmd_jobs_retry, "put a failed job back in the queue"),
+        ("cancel", cmd_jobs_cancel, "cancel a waiting job or abort a running one"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("job_id", type=int, metavar="ID")
+        action.set_defaults(handler=handler)
+
+    stats = commands.add_parser(
+        "queues", help="per queue: jobs by status and age of the oldest waiting job"
+    )
+    stats.set_defaults(handler=cmd_queues)
+
+
+@contextlib.contextmanager
+def _session(settings: Settings) -> Iterator[orm.Session]:
+    with runtime.database_url(settings) as url, reaching(url):
+        runtime.setup(url, pool_size=1, connect_timeout=settings.db_connect_timeout)
+        app.import_paths = [*app.import_paths, *settings.import_paths]
+        try:
+            with db.session_scope() as session:
+                yield session
+        except admin.JobCommandError as exc:
+            raise CommandError(str(exc)) from None
+        finally:
+            runtime.teardown()
+
+
+def cmd_defer(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        arguments = admin.parse_arguments(args.arguments)
+    except admin.JobCommandError as exc:
+        raise CommandError(str(exc), exit_code=2) from None
+    with _session(settings) as session:
+        try:
+            job_id = admin.defer(
+                session,
+                args.task,
+                arguments,
+                queue=args.queue,
+                lock=args.lock,
+                queueing_lock=args.queueing_lock,
+                schedule_in=args.schedule_in,
+                priority=args.priority,
+            )
+        except AlreadyEnqueued:
+            raise CommandError(
+                f"a {args.task} job with queueing lock {args.queueing_lock!r} is already waiting"
+            ) from None
+    print(job_id)
+    return 0
+
+
+def cmd_jobs_list(args: argparse.Namespace, settings: Settings) -> int:
+    with _session(settings) as session:
+        rows = admin.list_jobs(
+            session, queue=args.queue, status=args.status, task=args.task, limit=args.limit
+        )
+    print(f"{'ID':>8}  {'QUEUE':<16} {'STATUS':<10} {'ATT':>3}  {'OUTCOME':<8} TASK")
+    for row in rows:
+        print(
+            f"{row.id:>8}  {row.queue_name:<16} {row.status:<10} {row.attempts:>3}  "
+            f"{row.outcome or '-':<8} {row.task_name}"
+        )
+    return 0
+
+
+def cmd_jobs_show(args: argparse.Namespace, settings: Settings) -> int:
+    with _session(settings) as session:
+        details = admin.show_job(session, args.job_id)
+    for key in (
+        "id", "task_name", "queue_name", "state", "status", "attempts", "priority", "lock",
+        "queueing_lock", "args", "scheduled_at", "deferred_at", "last_started_at",
+        "started_at", "finished_at", "duration", "result", "error", "worker_id",
+    ):  # fmt: skip
+        value = details[key]
+        if key in ("args", "result"):
+            value = json.dumps(value, ensure_ascii=False, default=str)
+        print(f"{key:<16} {'-' if value is None else value}")
+    return 0
+
+
+def cmd_jobs_retry(args: argparse.Namespace, settings: Settings) -> int:
+    with _session(settings) as session:
+        admin.retry_job(session, args.job_id)
+    print(f"job {args.job_id} queued again")
+    return 0
+
+
+def cmd_jobs_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    with _session(settings) as session:
+        outcome = admin.cancel_job(session, args.job_id)
+    print(f"job {args.job_id} {outcome}")
+    return 0
+
+
+def cmd_queues(args: argparse.Namespace, settings: Settings) -> int:
+    with _session(settings) as session:
+        stats = admin.queue_stats(session, list(queues.ALL_QUEUES))
+    columns = ("todo", "doing", "succeeded", "failed", "cancelled", "aborted")
+    print(f"{'QUEUE':<18}" + "".join(f"{c:>10}" for c in columns) + "  OLDEST WAITING")
+    for queue in stats:
+        oldest = "-" if queue.oldest_waiting is None else f"{queue.oldest_waiting:.0f}s"
+        counts = "".join(f"{queue.counts.get(c, 0):>10}" for c in columns)
+        print(f"{queue.queue:<18}{counts}  {oldest}")
+    return 0
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError("expected a number of seconds >= 0")
+    return seconds

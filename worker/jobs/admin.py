@@ -1,0 +1,209 @@
+"""Inspecting and acting on jobs: what ``manage.py defer``, ``jobs`` and ``queues`` do."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from procrastinate import tasks
+from sqlalchemy import orm
+
+from worker.app import app
+from worker.domain import sql
+from worker.jobs import deferring
+from worker.jobs.results import job_state
+from worker.jobs.task import CeleryTask, InvalidTaskArguments
+
+#: Default number of rows ``jobs list`` prints.
+LIST_LIMIT = 50
+
+
+class JobCommandError(Exception):
+    """A job command cannot be done as asked; the message says why."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueStats:
+    """Jobs of one queue by status, and how long the oldest ready job has waited."""
+
+    queue: str
+    counts: dict[str, int]
+    oldest_waiting: float | None
+
+
+def find_task(name: str) -> tasks.Task[Any, Any, Any]:
+    """The registered task called ``name`` (after importing every task module).
+
+    Raises
+    ------
+    JobCommandError
+        No task has that name or alias.
+    """
+    app.perform_import_paths()  # type: ignore[no-untyped-call]
+    try:
+        return app.tasks[name]
+    except KeyError:
+        known = ", ".join(sorted(n for n in app.tasks if "procrastinate." not in n))
+        raise JobCommandError(f"unknown task {name!r}; known tasks: {known or 'none'}") from None
+
+
+def defer(
+    session: orm.Session,
+    task_name: str,
+    arguments: Mapping[str, Any],
+    *,
+    queue: str | None = None,
+    lock: str | None = None,
+    queueing_lock: str | None = None,
+    schedule_in: float | None = None,
+    priority: int | None = None,
+) -> int:
+    """Defer ``task_name`` with keyword ``arguments`` checked against its signature.
+
+    Raises
+    ------
+    JobCommandError
+        Unknown task, or arguments that do not fit it; nothing is deferred.
+    """
+    task = find_task(task_name)
+    if isinstance(task, CeleryTask):
+        try:
+            bound = task.bind_arguments(kwargs=arguments)
+            options = task.defer_options(
+                bound, countdown=schedule_in, queue=queue, priority=priority,
+                lock=lock, queueing_lock=queueing_lock,
+            )  # fmt: skip
+        except InvalidTaskArguments as exc:
+            raise JobCommandError(str(exc)) from None
+    else:
+        bound = dict(arguments)
+        options = {
+            "queue": queue or task.queue,
+            "priority": task.priority if priority is None else priority,
+            "lock": lock or task.lock,
+            "queueing_lock": queueing_lock or task.queueing_lock,
+        }
+        if schedule_in is not None:
+            options["schedule_in"] = {"seconds": schedule_in}
+    return deferring.defer(task, bound, options, session=session)
+
+
+def list_jobs(
+    session: orm.Session,
+    *,
+    queue: str | None = None,
+    status: str | None = None,
+    task: str | None = None,
+    limit: int = LIST_LIMIT,
+) -> list[sa.Row[Any]]:
+    """Jobs, newest first, with their recorded outcome."""
+    return list(
+        session.execute(
+            sa.text(sql.queries()["list_jobs"]),
+            {"queue": queue, "status": status, "task": task, "limit": limit},
+        ).all()
+    )
+
+
+def show_job(session: orm.Session, job_id: int) -> dict[str, Any]:
+    """Everything known about one job.
+
+    Raises
+    ------
+    JobCommandError
+        No job has that id.
+    """
+    row = session.execute(sa.text(sql.queries()["show_job"]), {"id": job_id}).one_or_none()
+    if row is None:
+        raise JobCommandError(f"no job with id {job_id}")
+    details = dict(row._mapping)
+    details["state"] = job_state(row.status, row.attempts, row.outcome)
+    return details
+
+
+def retry_job(session: orm.Session, job_id: int) -> None:
+    """Put a failed job back in the queue now.
+
+    Raises
+    ------
+    JobCommandError
+        No such job, the job is not failed, or a duplicate already waits with its queueing lock.
+    """
+    status, queueing_lock = _lock_row(session, job_id)
+    if status != "failed":
+        raise JobCommandError(f"job {job_id} is {status}; only failed jobs can be retried")
+    if queueing_lock is not None:
+        waiting = session.execute(
+            sa.text(sql.queries()["waiting_job_with_queueing_lock"]),
+            {"queueing_lock": queueing_lock},
+        ).scalar_one_or_none()
+        if waiting is not None:
+            raise JobCommandError(
+                f"job {job_id} cannot be retried: job {waiting} already waits with queueing "
+                f"lock {queueing_lock!r}"
+            )
+    session.execute(sa.text(sql.queries()["retry_failed_job"]), {"id": job_id})
+
+
+def cancel_job(session: orm.Session, job_id: int) -> str:
+    """Cancel a waiting job, or ask the worker to abort a running one; return what happened.
+
+    Raises
+    ------
+    JobCommandError
+        No such job, or it has already finished.
+    """
+    status, _ = _lock_row(session, job_id)
+    if status not in ("todo", "doing"):
+        raise JobCommandError(f"job {job_id} is {status}; only waiting or running jobs cancel")
+    session.execute(sa.text(sql.queries()["cancel_job"]), {"id": job_id, "abort": True})
+    return "cancelled" if status == "todo" else "abort requested"
+
+
+def queue_stats(session: orm.Session, queue_names: list[str]) -> list[QueueStats]:
+    """Counts by status and age of the oldest ready job, for ``queue_names`` and any other
+    queue that has jobs."""
+    stats: dict[str, QueueStats] = {
+        name: QueueStats(queue=name, counts={}, oldest_waiting=None) for name in queue_names
+    }
+    for row in session.execute(sa.text(sql.queries()["queue_stats"])).all():
+        current = stats.get(row.queue_name) or QueueStats(
+            queue=row.queue_name, counts={}, oldest_waiting=None
+        )
+        current.counts[row.status] = row.jobs
+        oldest = current.oldest_waiting
+        if row.oldest_waiting is not None:
+            oldest = max(oldest or 0.0, float(row.oldest_waiting))
+        stats[row.queue_name] = QueueStats(
+            queue=row.queue_name, counts=current.counts, oldest_waiting=oldest
+        )
+    return list(stats.values())
+
+
+def parse_arguments(text: str) -> dict[str, Any]:
+    """The ``--json`` argument of ``defer``: a JSON object.
+
+    Raises
+    ------
+    JobCommandError
+        Not JSON, or not an object.
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise JobCommandError(f"--json is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise JobCommandError(
+            f"--json must be an object of keyword arguments, got {type(value).__name__}"
+        )
+    return value
+
+
+def _lock_row(session: orm.Session, job_id: int) -> tuple[str, str | None]:
+    row = session.execute(sa.text(sql.queries()["lock_job_row"]), {"id": job_id}).one_or_none()
+    if row is None:
+        raise JobCommandError(f"no job with id {job_id}")
+    return str(row.status), row.queueing_lock
