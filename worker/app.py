@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import pkgutil
 from pathlib import Path
+from typing import Any
 
 import procrastinate
+import procrastinate.worker
 
 from worker import db
 from worker.jobs.connector import TxAwarePsycopgConnector, UnboundConnector
@@ -27,8 +29,19 @@ def task_modules() -> list[str]:
     ]
 
 
+class TaskLayerApp(procrastinate.App):
+    """procrastinate's App whose workers (``run_worker_async``, procrastinate's CLI) are
+    :class:`~worker.jobs.worker.TaskLayerWorker`: they skip finishing jobs that our tasks already
+    finished in their own transaction."""
+
+    def _worker(self, **kwargs: Any) -> procrastinate.worker.Worker:
+        from worker.jobs.worker import TaskLayerWorker
+
+        return TaskLayerWorker(app=self, **{**self.worker_defaults, **kwargs})
+
+
 #: The one App of the process. Tasks register on it; the worker and app code defer through it.
-app = procrastinate.App(connector=UnboundConnector(), import_paths=task_modules())
+app = TaskLayerApp(connector=UnboundConnector(), import_paths=task_modules())
 
 
 def bind(

@@ -57,7 +57,9 @@ def redacted(database_url: str) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=True)
 
 
-def make_engine(database_url: str, *, connect_timeout: int = 10, **kwargs: Any) -> sa.Engine:
+def make_engine(
+    database_url: str, *, connect_timeout: int = 10, pool_pre_ping: bool = True, **kwargs: Any
+) -> sa.Engine:
     """A pooled SQLAlchemy engine on psycopg 3 that checks connections before use.
 
     Parameters
@@ -66,13 +68,17 @@ def make_engine(database_url: str, *, connect_timeout: int = 10, **kwargs: Any) 
         A ``postgresql://`` URL.
     connect_timeout:
         Seconds libpq waits for the server before failing.
+    pool_pre_ping:
+        Test each connection when taken from the pool (one round trip) so a restarted server
+        does not fail the first statement; the worker turns it off on its hot path, where a
+        failed job is retried anyway.
     kwargs:
         Passed to :func:`sqlalchemy.create_engine` (``pool_size``, ``echo``, ...).
     """
     connect_args = {"connect_timeout": connect_timeout, **kwargs.pop("connect_args", {})}
     return sa.create_engine(
         sqlalchemy_url(database_url),
-        pool_pre_ping=True,
+        pool_pre_ping=pool_pre_ping,
         connect_args=connect_args,
         **kwargs,
     )
@@ -81,7 +87,36 @@ def make_engine(database_url: str, *, connect_timeout: int = 10, **kwargs: Any) 
 def bind(engine: sa.Engine | None) -> None:
     """Make :func:`session_scope` open sessions on ``engine`` (``None`` unbinds)."""
     global _sessionmaker
-    _sessionmaker = None if engine is None else orm.sessionmaker(engine, expire_on_commit=False)
+    if engine is None:
+        _sessionmaker = None
+        return
+    _sessionmaker = orm.sessionmaker(engine, expire_on_commit=False)
+    sa.event.listen(_sessionmaker, "after_begin", _note_database_use)
+
+
+def _note_database_use(session: orm.Session, transaction: Any, connection: Any) -> None:
+    session.info["used_database"] = True
+
+
+def used_database(session: orm.Session) -> bool:
+    """Whether ``session`` has begun a transaction on the database (read or written)."""
+    return bool(session.info.get("used_database"))
+
+
+@contextlib.contextmanager
+def autocommit_connection() -> Iterator[sa.Connection]:
+    """A pooled connection in autocommit mode: each statement is its own transaction.
+
+    Raises
+    ------
+    NotSetUp
+        ``worker.runtime.setup()`` has not bound a database yet.
+    """
+    if _sessionmaker is None:
+        raise NotSetUp()
+    engine = _sessionmaker.kw["bind"]
+    with engine.connect() as connection:
+        yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def current_session() -> orm.Session | None:

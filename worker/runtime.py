@@ -72,7 +72,11 @@ def setup(
     global _current
     teardown()
     engine = db.make_engine(
-        database_url, connect_timeout=connect_timeout, pool_size=pool_size, max_overflow=2
+        database_url,
+        connect_timeout=connect_timeout,
+        pool_size=pool_size,
+        max_overflow=2,
+        pool_pre_ping=not worker,
     )
     db.bind(engine)
     app_module.bind(database_url, pool_max_size=procrastinate_pool_size, open_sync_pool=not worker)

@@ -19,11 +19,10 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import procrastinate.worker
-
 from worker import db, queues, recovery, runtime
 from worker.app import app
 from worker.config import Settings
+from worker.jobs.worker import TaskLayerWorker
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +102,7 @@ async def _run(plan: WorkerPlan) -> None:
 
 async def _run_until(stop: asyncio.Event, plan: WorkerPlan) -> None:
     workers = [
-        procrastinate.worker.Worker(
+        TaskLayerWorker(
             app=app,
             queues=[name],
             concurrency=concurrency,
@@ -149,7 +148,7 @@ async def _run_until(stop: asyncio.Event, plan: WorkerPlan) -> None:
     logger.info("worker stopped", extra={"action": "worker_stop"})
 
 
-async def _beat(workers: list[procrastinate.worker.Worker], interval: float) -> None:
+async def _beat(workers: list[TaskLayerWorker], interval: float) -> None:
     """Keep every worker's heartbeat fresh until the process is done draining."""
     while True:
         await asyncio.sleep(interval)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from procrastinate import JobContext
+from procrastinate.jobs import Job
 
 from tests import sample_tasks
 from worker import db, runtime
@@ -22,6 +25,7 @@ from worker.jobs import (
     InvalidTaskArguments,
     TaskFailed,
     UnknownJob,
+    execution,
     group,
 )
 
@@ -193,21 +197,43 @@ def test_permanent_errors_fail_at_once_despite_retries() -> None:
     assert attempts == 1, "a permanent error is not retried"
 
 
-def test_redelivered_job_does_not_repeat_its_committed_effect() -> None:
-    result = sample_tasks.create_tenant.delay("once")
+def test_job_status_commits_with_the_task_writes() -> None:
+    result = sample_tasks.create_tenant.delay("atomic")
+
     drain()
-    first = result.get(timeout=1)
-    # A crash between the task's commit and procrastinate's finish_job: the job runs again.
+
     with db.session_scope() as session:
-        session.execute(
-            sa.text("UPDATE procrastinate_jobs SET status = 'todo' WHERE id = :id"),
+        status, finished = session.execute(
+            sa.text(
+                "SELECT status, (SELECT count(*) FROM procrastinate_events "
+                "WHERE job_id = :id AND type = 'succeeded') FROM procrastinate_jobs WHERE id = :id"
+            ),
             {"id": result.id},
-        )
+        ).one()
+    assert (status, finished) == ("succeeded", 1), "finished once, by the task's transaction"
+    assert tenants("atomic") == 1
+    assert result.status == SUCCESS
 
+
+def test_a_duplicate_run_of_a_finished_job_rolls_its_writes_back() -> None:
+    result = sample_tasks.create_tenant.delay("duplicate")
     drain()
+    with db.session_scope() as session:
+        row = session.execute(
+            sa.text("SELECT * FROM procrastinate_jobs WHERE id = :id"), {"id": result.id}
+        ).one()
+    context = JobContext(
+        app=app,
+        job=Job.from_row(dict(row._mapping)),
+        start_timestamp=time.time(),
+        abort_reason=lambda: None,
+    )
 
-    assert tenants("once") == 1
-    assert result.get(timeout=1) == first
+    # e.g. a run that started before the first one committed, on a worker presumed dead
+    assert execution.execute(sample_tasks.create_tenant, context, name="duplicate") is None
+
+    assert tenants("duplicate") == 1
+    assert result.get(timeout=1) is not None
 
 
 def test_unknown_job_id_is_an_error() -> None:

@@ -1,14 +1,20 @@
 """How the worker runs one job of a :class:`~worker.jobs.task.CeleryTask`.
 
-The task's function runs inside one ``session_scope`` whose transaction also records the
-``SUCCESS`` outcome, keyed by job id: both commit, or neither. A redelivered job (crash after that
-commit, stalled-job retry) finds its ``SUCCESS`` and returns the recorded result without running
-the function again; an advisory lock on the job id makes a concurrent duplicate run wait for the
-first one. A failure rolls the task's writes back and is recorded in its own short transaction,
-then re-raised so that procrastinate retries or fails the job.
+The task's function runs inside one ``session_scope`` whose transaction, after the function
+returned, records the ``SUCCESS`` outcome (``task_results``) and finishes the procrastinate job
+(``doing`` -> ``succeeded``): the task's writes, its result and the job's status commit together,
+or none of them does. procrastinate's own finish of that job is then skipped (see
+``worker.jobs.worker.TaskLayerWorker``).
+
+A redelivered job (its worker died before that commit) runs again from scratch: nothing of the
+first run was committed. If a duplicate run did commit first (a job re-queued while still
+running), finishing fails here, the transaction rolls back, and the effect is not repeated.
+
+A failure rolls the task's writes back and is recorded in its own short transaction, then
+re-raised so that procrastinate retries or fails the job.
 
 Long tasks must not do their long work inside this transaction: they commit progress in short
-``session_scope(new=True)`` steps on their own rows, and this final transaction stays short.
+``session_scope(new=True)`` steps on their own rows, so that this final transaction stays short.
 """
 
 from __future__ import annotations
@@ -16,12 +22,15 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from procrastinate import JobContext
 
 from worker import db
+from worker.domain import sql
 from worker.domain.errors import PermanentError
 from worker.domain.models import OutcomeStatus
 from worker.jobs import outcomes
@@ -31,44 +40,84 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_finished_lock = threading.Lock()
+_finished_in_transaction: set[int] = set()
+
+
+class AlreadyFinished(Exception):
+    """The job was finished by another run first; this run's writes were rolled back."""
+
+
+def finished_in_transaction(job_id: int) -> bool:
+    """Whether this process already finished ``job_id`` (and forget it): the worker's own
+    finish must then be skipped."""
+    with _finished_lock:
+        if job_id in _finished_in_transaction:
+            _finished_in_transaction.discard(job_id)
+            return True
+        return False
+
 
 def execute(task: CeleryTask, context: JobContext, **arguments: Any) -> Any:
-    """Run one job: the function and its recorded outcome in one transaction."""
+    """Run one job: the function, its outcome and the job's status in one transaction."""
     job = context.job
     assert job.id is not None, "a running job has an id"
     started_at = datetime.datetime.now(datetime.UTC)
     clock = time.perf_counter()
     try:
         with db.session_scope(new=True) as session:
-            outcomes.lock_job(session, job.id)
-            previous = outcomes.load(session, job.id)
-            if previous is not None and previous.status is OutcomeStatus.SUCCESS:
-                logger.warning(
-                    "job %s of %s already succeeded; not running it again",
-                    job.id,
-                    job.task_name,
-                    extra={"action": "job_already_succeeded", "job_id": job.id},
-                )
-                return previous.result
             result = task.run(**arguments)
-            _check_json(task, result)
-            outcomes.record(
-                session,
-                job,
-                OutcomeStatus.SUCCESS,
-                started_at=started_at,
-                duration=time.perf_counter() - clock,
-                result=result,
-            )
-        return result
+            values = {
+                "job_id": job.id,
+                "task_name": job.task_name,
+                "queue_name": job.queue,
+                "result": _as_json(task, result),
+                "attempt": job.attempts + 1,
+                "started_at": started_at,
+                "duration": time.perf_counter() - clock,
+            }
+            wrote = db.used_database(session)
+            if wrote:
+                _finish(session, values)
+        if not wrote:
+            # nothing of the task's to commit with: one autocommit statement is atomic enough
+            with db.autocommit_connection() as connection:
+                _finish(connection, values)
+    except AlreadyFinished:
+        logger.warning(
+            "job %s of %s was finished by another run; this run's writes were rolled back",
+            job.id,
+            job.task_name,
+            extra={"action": "job_already_finished", "job_id": job.id},
+        )
+        _mark_finished(job.id)
+        return None
     except Exception as exc:
         _record_failure(task, job, exc, started_at, time.perf_counter() - clock)
         raise
+    _mark_finished(job.id)
+    return result
 
 
-def _check_json(task: CeleryTask, result: Any) -> None:
+def _finish(session: Any, values: dict[str, Any]) -> None:
     try:
-        json.dumps(result)
+        session.execute(sa.text(sql.queries()["record_success_and_finish"]), values)
+    except sa.exc.DBAPIError as exc:
+        if 'not in "doing" or "todo" status' in str(exc.orig):
+            raise AlreadyFinished(str(values["job_id"])) from exc
+        raise
+
+
+def _mark_finished(job_id: int) -> None:
+    with _finished_lock:
+        _finished_in_transaction.add(job_id)
+
+
+def _as_json(task: CeleryTask, result: Any) -> str | None:
+    if result is None:
+        return None
+    try:
+        return json.dumps(result)
     except (TypeError, ValueError):
         raise PermanentError(
             f"{task.name} returned a {type(result).__name__}, which is not a JSON value"

@@ -47,3 +47,18 @@ SELECT queue_name, status::text AS status, count(*) AS jobs,
       SELECT min(at) AS at FROM procrastinate_events WHERE job_id = j.id AND type = 'deferred'
   ) AS e ON true
  GROUP BY queue_name, status
+
+-- record_success_and_finish --
+-- In the transaction of the task's own writes: record its SUCCESS outcome and finish the job
+-- (todo/doing -> succeeded; raises if another run finished it first). One round trip.
+WITH recorded AS (
+    INSERT INTO task_results AS r (job_id, task_name, queue_name, status, result, error, attempt,
+                                   started_at, finished_at, duration)
+    VALUES (:job_id, :task_name, :queue_name, 'SUCCESS', CAST(:result AS jsonb), NULL, :attempt,
+            :started_at, clock_timestamp(), :duration)
+    ON CONFLICT (job_id) DO UPDATE
+       SET status = 'SUCCESS', result = EXCLUDED.result, error = NULL,
+           attempt = EXCLUDED.attempt, started_at = EXCLUDED.started_at,
+           finished_at = EXCLUDED.finished_at, duration = EXCLUDED.duration
+)
+SELECT procrastinate_finish_job_v1(:job_id, 'succeeded', false)
