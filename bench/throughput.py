@@ -6,8 +6,9 @@ Both workers run as one process each, on the same database, with the same concur
 the same number of no-op jobs deferred in one batch while they are running. Rounds alternate
 between the two so that the machine's noise hits both. Throughput is jobs / (last finish - first
 start), from procrastinate's own event timestamps; latency is deferred -> started of single jobs
-deferred one at a time to an idle worker. The ratio full / bare is what matters here: this machine
-is shared and absolute numbers move.
+deferred one at a time to an idle worker. Before each run, finished jobs and outcomes are deleted
+and the tables vacuumed, so that every run starts from the same state. The ratio full / bare is
+what matters here: this machine is shared and absolute numbers move.
 """
 
 from __future__ import annotations
@@ -74,6 +75,17 @@ class Peer:
             finally:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=60)
+
+
+def reset(engine: sa.Engine) -> None:
+    """Same starting point for every run: no finished jobs, no outcomes, fresh statistics."""
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM procrastinate_jobs WHERE status = 'succeeded'"))
+        connection.execute(sa.text("TRUNCATE task_results"))
+    with engine.connect() as connection:
+        autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+        for table in ("procrastinate_jobs", "procrastinate_events", "task_results"):
+            autocommit.execute(sa.text(f"VACUUM ANALYZE {table}"))
 
 
 def wait_done(engine: sa.Engine, ids: list[int], timeout: float = 600) -> None:
@@ -156,6 +168,7 @@ def main() -> None:
         lat: dict[str, list[float]] = {full_peer.name: [], bare_peer.name: []}
         for round_no in range(1, args.rounds + 1):
             for peer in (bare_peer, full_peer) if round_no % 2 else (full_peer, bare_peer):
+                reset(engine)
                 with peer.running():
                     ids = peer.defer(args.jobs)
                     wait_done(engine, ids)

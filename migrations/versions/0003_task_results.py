@@ -46,7 +46,13 @@ def upgrade() -> None:
         sa.Column("duration", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("job_id", name=op.f("pk_task_results")),
     )
-    op.create_index("ix_task_results_finished_at", "task_results", ["finished_at"], unique=False)
+    op.create_index(
+        "ix_task_results_finished_at",
+        "task_results",
+        ["finished_at"],
+        unique=False,
+        postgresql_using="brin",
+    )
 
 
 def downgrade() -> None:

@@ -118,7 +118,7 @@ def cmd_jobs_show(args: argparse.Namespace, settings: Settings) -> int:
     for key in (
         "id", "task_name", "queue_name", "state", "status", "attempts", "priority", "lock",
         "queueing_lock", "args", "scheduled_at", "deferred_at", "last_started_at",
-        "started_at", "finished_at", "duration", "result", "error", "worker_id",
+        "started_at", "finished_at", "ended_at", "duration", "result", "error", "worker_id",
     ):  # fmt: skip
         value = details[key]
         if key in ("args", "result"):

@@ -121,6 +121,9 @@ def show_job(session: orm.Session, job_id: int) -> dict[str, Any]:
         raise JobCommandError(f"no job with id {job_id}")
     details = dict(row._mapping)
     details["state"] = job_state(row.status, row.attempts, row.outcome)
+    if details["duration"] is None and row.last_started_at and row.ended_at:
+        # no recorded outcome (nothing to record): time it from procrastinate's events
+        details["duration"] = (row.ended_at - row.last_started_at).total_seconds()
     return details
 
 

@@ -4,7 +4,9 @@ The task's function runs inside one ``session_scope`` whose transaction, after t
 returned, records the ``SUCCESS`` outcome (``task_results``) and finishes the procrastinate job
 (``doing`` -> ``succeeded``): the task's writes, its result and the job's status commit together,
 or none of them does. procrastinate's own finish of that job is then skipped (see
-``worker.jobs.worker.TaskLayerWorker``).
+``worker.jobs.worker.TaskLayerWorker``). A task that neither touched the database nor returned a
+value has nothing to commit or record beyond what procrastinate keeps (status, attempts, event
+timestamps), so procrastinate finishes it as usual.
 
 A redelivered job (its worker died before that commit) runs again from scratch: nothing of the
 first run was committed. If a duplicate run did commit first (a job re-queued while still
@@ -80,7 +82,10 @@ def execute(task: CeleryTask, context: JobContext, **arguments: Any) -> Any:
             if wrote:
                 _finish(session, values)
         if not wrote:
-            # nothing of the task's to commit with: one autocommit statement is atomic enough
+            if result is None:
+                # Nothing to commit with, nothing to record that procrastinate does not keep
+                # (status, attempts, and timings in its events): let it finish the job.
+                return None
             with db.autocommit_connection() as connection:
                 _finish(connection, values)
     except AlreadyFinished:

@@ -19,7 +19,10 @@ SELECT j.id, j.queue_name, j.task_name, j.status, j.attempts, j.priority, j.lock
        (SELECT min(at) FROM procrastinate_events WHERE job_id = j.id AND type = 'deferred')
            AS deferred_at,
        (SELECT max(at) FROM procrastinate_events WHERE job_id = j.id AND type = 'started')
-           AS last_started_at
+           AS last_started_at,
+       (SELECT max(at) FROM procrastinate_events
+         WHERE job_id = j.id AND type IN ('succeeded', 'failed', 'cancelled', 'aborted'))
+           AS ended_at
   FROM procrastinate_jobs AS j
   LEFT JOIN task_results AS r ON r.job_id = j.id
  WHERE j.id = :id
