@@ -74,3 +74,17 @@ def slow_tenant(name: str, seconds: float) -> str:
     with db.session_scope() as session:
         session.add(Tenant(name=name))
     return name
+
+
+@task(
+    name="tests.requeue_self_then_fail",
+    queue=queues.DEFAULT,
+    queueing_lock="{key}",
+    retry=Retry(max_retries=3, default_retry_delay=0),
+)
+def requeue_self_then_fail(key: str) -> None:
+    """While running, a duplicate gets queued (committed on its own); then fail transiently, so
+    that procrastinate's retry meets the duplicate's queueing lock."""
+    with db.session_scope(new=True):
+        requeue_self_then_fail.apply_async(args=(key,), countdown=3600)
+    raise TransientError("fail after a duplicate was queued")

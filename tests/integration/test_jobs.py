@@ -239,3 +239,17 @@ def test_a_duplicate_run_of_a_finished_job_rolls_its_writes_back() -> None:
 def test_unknown_job_id_is_an_error() -> None:
     with pytest.raises(UnknownJob, match="no job with id 424242"):
         _ = AsyncResult(424242).status
+
+
+def test_a_retry_blocked_by_a_waiting_duplicate_fails_instead_of_sticking() -> None:
+    first = sample_tasks.requeue_self_then_fail.delay("only-one")
+
+    drain()
+
+    assert first.status == FAILURE, "not left doing forever (procrastinate #1446)"
+    assert "Superseded" in first.info
+    with db.session_scope() as session:
+        waiting = session.execute(
+            sa.text("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'")
+        ).scalar_one()
+    assert waiting == 1, "the duplicate still waits and will do the work"

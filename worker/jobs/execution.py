@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -42,22 +41,18 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_finished_lock = threading.Lock()
-_finished_in_transaction: set[int] = set()
+#: Key set in the job's ``JobContext.additional_context`` (a dict of its own for every job) once
+#: the job was finished in the task's transaction.
+FINISHED_KEY = "worker.finished_in_transaction"
 
 
 class AlreadyFinished(Exception):
     """The job was finished by another run first; this run's writes were rolled back."""
 
 
-def finished_in_transaction(job_id: int) -> bool:
-    """Whether this process already finished ``job_id`` (and forget it): the worker's own
-    finish must then be skipped."""
-    with _finished_lock:
-        if job_id in _finished_in_transaction:
-            _finished_in_transaction.discard(job_id)
-            return True
-        return False
+def finished_in_transaction(context: JobContext) -> bool:
+    """Whether the job of ``context`` was finished by its task: the worker must not finish it."""
+    return bool(context.additional_context.get(FINISHED_KEY))
 
 
 def execute(task: CeleryTask, context: JobContext, **arguments: Any) -> Any:
@@ -95,12 +90,12 @@ def execute(task: CeleryTask, context: JobContext, **arguments: Any) -> Any:
             job.task_name,
             extra={"action": "job_already_finished", "job_id": job.id},
         )
-        _mark_finished(job.id)
+        context.additional_context[FINISHED_KEY] = True
         return None
     except Exception as exc:
         _record_failure(task, job, exc, started_at, time.perf_counter() - clock)
         raise
-    _mark_finished(job.id)
+    context.additional_context[FINISHED_KEY] = True
     return result
 
 
@@ -111,11 +106,6 @@ def _finish(session: Any, values: dict[str, Any]) -> None:
         if 'not in "doing" or "todo" status' in str(exc.orig):
             raise AlreadyFinished(str(values["job_id"])) from exc
         raise
-
-
-def _mark_finished(job_id: int) -> None:
-    with _finished_lock:
-        _finished_in_transaction.add(job_id)
 
 
 def _as_json(task: CeleryTask, result: Any) -> str | None:
