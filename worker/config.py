@@ -36,21 +36,18 @@ WORKER_HEARTBEAT_INTERVAL = 10.0
 WORKER_STALLED_AFTER = 60.0
 #: Seconds between two sweeps for stalled jobs.
 WORKER_RECOVERY_INTERVAL = 15.0
+#: Notion's public API.
+NOTION_API_BASE_URL = "https://api.notion.com/v1"
+#: Timeout of one outgoing HTTP request (Notion, websites, embeddings), in seconds.
+WORKER_HTTP_TIMEOUT = 30.0
+#: Texts per embedding request.
+WORKER_EMBEDDING_BATCH_SIZE = 32
+#: Dimension of the local embedder's vectors.
+WORKER_EMBEDDING_DIMENSION = 256
+#: Segments embedded and committed per step while indexing a document.
+WORKER_INDEXING_BATCH_SIZE = 64
 
 _POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
-#: Fields whose raw value never appears in an error message.
-_SECRET_FIELDS = frozenset(
-    {
-        "database_url",
-        "smtp_password",
-        "resend_api_key",
-        "sendgrid_api_key",
-        "DATABASE_URL",
-        "SMTP_PASSWORD",
-        "RESEND_API_KEY",
-        "SENDGRID_API_KEY",
-    }
-)
 
 
 class ConfigError(Exception):
@@ -66,6 +63,15 @@ class MailType(enum.StrEnum):
     RESEND = "resend"
     #: SendGrid's HTTP API.
     SENDGRID = "sendgrid"
+
+
+class EmbeddingProvider(enum.StrEnum):
+    """Where document and annotation embeddings come from."""
+
+    #: Deterministic feature hashing: offline, no model download (the default).
+    LOCAL = "local"
+    #: An OpenAI-compatible ``POST {base}/embeddings`` endpoint.
+    OPENAI = "openai"
 
 
 class Settings(BaseModel):
@@ -103,6 +109,29 @@ class Settings(BaseModel):
     smtp_password: SecretStr | None = Field(default=None, alias="SMTP_PASSWORD")
     smtp_use_tls: bool = Field(default=False, alias="SMTP_USE_TLS")
     smtp_opportunistic_tls: bool = Field(default=False, alias="SMTP_OPPORTUNISTIC_TLS")
+    storage_local_path: Path | None = Field(default=None, alias="STORAGE_LOCAL_PATH")
+    http_timeout: float = Field(default=WORKER_HTTP_TIMEOUT, alias="WORKER_HTTP_TIMEOUT", gt=0)
+    embedding_provider: EmbeddingProvider = Field(
+        default=EmbeddingProvider.LOCAL, alias="WORKER_EMBEDDING_PROVIDER"
+    )
+    embedding_base_url: str | None = Field(default=None, alias="WORKER_EMBEDDING_BASE_URL")
+    embedding_api_key: SecretStr | None = Field(default=None, alias="WORKER_EMBEDDING_API_KEY")
+    embedding_model: str | None = Field(default=None, alias="WORKER_EMBEDDING_MODEL")
+    embedding_batch_size: int = Field(
+        default=WORKER_EMBEDDING_BATCH_SIZE, alias="WORKER_EMBEDDING_BATCH_SIZE", ge=1, le=2048
+    )
+    embedding_dimension: int = Field(
+        default=WORKER_EMBEDDING_DIMENSION, alias="WORKER_EMBEDDING_DIMENSION", ge=8, le=4096
+    )
+    indexing_batch_size: int = Field(
+        default=WORKER_INDEXING_BATCH_SIZE, alias="WORKER_INDEXING_BATCH_SIZE", ge=1, le=10000
+    )
+    notion_api_base_url: str = Field(default=NOTION_API_BASE_URL, alias="NOTION_API_BASE_URL")
+    notion_integration_token: SecretStr | None = Field(
+        default=None, alias="NOTION_INTEGRATION_TOKEN"
+    )
+    website_crawl_base_url: str | None = Field(default=None, alias="WEBSITE_CRAWL_BASE_URL")
+    website_crawl_api_key: SecretStr | None = Field(default=None, alias="WEBSITE_CRAWL_API_KEY")
     resend_api_key: SecretStr | None = Field(default=None, alias="RESEND_API_KEY")
     resend_api_url: str | None = Field(default=None, alias="RESEND_API_URL")
     sendgrid_api_key: SecretStr | None = Field(default=None, alias="SENDGRID_API_KEY")
@@ -165,7 +194,13 @@ class Settings(BaseModel):
             raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
 
-    @field_validator("console_web_url", "resend_api_url")
+    @field_validator(
+        "console_web_url",
+        "resend_api_url",
+        "embedding_base_url",
+        "notion_api_base_url",
+        "website_crawl_base_url",
+    )
     @classmethod
     def _check_http_url(cls, value: str | None) -> str | None:
         if not value:
@@ -184,6 +219,13 @@ class Settings(BaseModel):
 
     def _problems(self) -> list[str]:
         problems = []
+        if self.embedding_provider is EmbeddingProvider.OPENAI and not (
+            self.embedding_base_url and self.embedding_model
+        ):
+            problems.append(
+                "WORKER_EMBEDDING_PROVIDER=openai needs WORKER_EMBEDDING_BASE_URL and "
+                "WORKER_EMBEDDING_MODEL"
+            )
         if self.stalled_after < 3 * self.heartbeat_interval:
             problems.append(
                 "WORKER_STALLED_AFTER must be at least 3 x WORKER_HEARTBEAT_INTERVAL, "
@@ -209,6 +251,11 @@ class Settings(BaseModel):
     def mail_enabled(self) -> bool:
         """Whether a mail backend is configured (``MAIL_TYPE`` set)."""
         return self.mail_type is not None
+
+    @property
+    def storage_root(self) -> Path:
+        """Root of the local file storage (``STORAGE_LOCAL_PATH``, else ``<data dir>/storage``)."""
+        return self.storage_local_path or self.data_dir / "storage"
 
     @property
     def embedded_database(self) -> bool:
@@ -256,9 +303,18 @@ def _describe(model: type[BaseModel], exc: ValidationError) -> str:
         setting = aliases.get(location[0], location[0])
         if error["type"] == "extra_forbidden":
             message = "unknown setting"
-        shown = "" if location[0] in _SECRET_FIELDS else _shown_input(error.get("input"))
+        shown = "" if _is_secret(model, location[0]) else _shown_input(error.get("input"))
         parts.append(f"{setting}: {message}{shown}")
     return "invalid configuration: " + "; ".join(parts)
+
+
+def _is_secret(model: type[BaseModel], name: str) -> bool:
+    """Secrets (and URLs that may hold a password) never appear in error messages."""
+    field = model.model_fields.get(name) or next(
+        (f for f in model.model_fields.values() if f.alias == name), None
+    )
+    annotation: object = field.annotation if field else None
+    return name in ("database_url", "DATABASE_URL") or "SecretStr" in repr(annotation)
 
 
 def _shown_input(value: object) -> str:

@@ -10,8 +10,10 @@ so does app code that defers jobs, once at start-up.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -19,6 +21,9 @@ from worker import app as app_module
 from worker import db
 from worker.config import Settings
 from worker.embedded import EmbeddedPostgres
+
+if TYPE_CHECKING:
+    from worker.domain.pipeline import Pipeline
 
 #: SQLAlchemy pool size when setup() is not told otherwise.
 ENGINE_POOL_SIZE = 5
@@ -34,12 +39,20 @@ def database_url(settings: Settings) -> Iterator[str]:
         yield url
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class Runtime:
-    """What :func:`setup` built; :func:`teardown` releases it."""
+    """What :func:`setup` built; :func:`teardown` releases it. Adapters are built on first use."""
 
     database_url: str
     engine: sa.Engine
+    settings: Settings = field(default_factory=Settings)
+
+    @functools.cached_property
+    def pipeline(self) -> Pipeline:
+        """The indexing pipeline's adapters (storage, embedder, vector and keyword stores)."""
+        from worker.domain.adapters import build_pipeline
+
+        return build_pipeline(self.settings)
 
 
 _current: Runtime | None = None
@@ -52,6 +65,7 @@ def setup(
     procrastinate_pool_size: int = 10,
     connect_timeout: int = 10,
     worker: bool = False,
+    settings: Settings | None = None,
 ) -> Runtime:
     """Bind the task layer to ``database_url``: sessions, deferring, results.
 
@@ -68,6 +82,9 @@ def setup(
     worker:
         This process runs a worker (which opens procrastinate's async pool itself); otherwise
         procrastinate's sync pool is opened for its own sync API.
+    settings:
+        Configuration of the adapters (storage, embeddings, Notion, crawling); defaults apply
+        when omitted.
     """
     global _current
     teardown()
@@ -80,7 +97,7 @@ def setup(
     )
     db.bind(engine)
     app_module.bind(database_url, pool_max_size=procrastinate_pool_size, open_sync_pool=not worker)
-    _current = Runtime(database_url=database_url, engine=engine)
+    _current = Runtime(database_url=database_url, engine=engine, settings=settings or Settings())
     return _current
 
 

@@ -66,7 +66,7 @@ def _default(name: str) -> int:
     return queues.DEFAULT_CONCURRENCY[name]
 
 
-async def serve(database_url: str, plan: WorkerPlan) -> None:
+async def serve(database_url: str, plan: WorkerPlan, settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then drain and return."""
     loop = asyncio.get_running_loop()
     # sync tasks run in the loop's default executor: a thread per concurrent job
@@ -78,6 +78,7 @@ async def serve(database_url: str, plan: WorkerPlan) -> None:
         pool_size=plan.total_concurrency + 1,
         procrastinate_pool_size=plan.total_concurrency + POOL_HEADROOM,
         worker=True,
+        settings=settings,
     )
     app.import_paths = [*app.import_paths, *plan.import_paths]
     try:

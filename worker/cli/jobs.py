@@ -62,7 +62,9 @@ def add_commands(commands: Any) -> None:
 @contextlib.contextmanager
 def _session(settings: Settings) -> Iterator[orm.Session]:
     with runtime.database_url(settings) as url, reaching(url):
-        runtime.setup(url, pool_size=1, connect_timeout=settings.db_connect_timeout)
+        runtime.setup(
+            url, pool_size=1, connect_timeout=settings.db_connect_timeout, settings=settings
+        )
         app.import_paths = [*app.import_paths, *settings.import_paths]
         try:
             with db.session_scope() as session:

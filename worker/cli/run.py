@@ -50,7 +50,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
                 f"schema at {','.join(state.current) or 'empty'}, head is {state.head}: "
                 "run `manage.py migrate` first"
             )
-        asyncio.run(serve(url, plan))
+        asyncio.run(serve(url, plan, settings))
     return 0
 
 

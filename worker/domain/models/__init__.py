@@ -50,6 +50,7 @@ from worker.domain.models.enums import (
     TenantAccountRole,
     TenantStatus,
 )
+from worker.domain.models.index import EmbeddingVector, KeywordEntry
 from worker.domain.models.job import OutcomeStatus, TaskResult
 from worker.domain.models.upload import UploadFile
 
@@ -84,9 +85,11 @@ __all__ = [
     "DocumentCreatedFrom",
     "DocumentSegment",
     "Embedding",
+    "EmbeddingVector",
     "IndexStructureType",
     "IndexTechniqueType",
     "IndexingStatus",
+    "KeywordEntry",
     "MessageAnnotation",
     "OutcomeStatus",
     "ProcessRuleMode",

@@ -1,0 +1,61 @@
+"""Builds the indexing pipeline's adapters from the settings (called once by the runtime)."""
+
+from __future__ import annotations
+
+import functools
+
+from worker import db
+from worker.config import EmbeddingProvider, Settings
+from worker.domain.embedding import CachedEmbedder, LocalEmbedder, OpenAIEmbedder
+from worker.domain.keywords import KeywordIndex
+from worker.domain.notion import NotionClient
+from worker.domain.pipeline import Pipeline
+from worker.domain.ports import Embedder
+from worker.domain.storage import LocalStorage
+from worker.domain.vectors import PgVectorStore
+from worker.domain.website import WebsiteFetcher
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    """The configured embedder behind the ``embeddings`` cache."""
+    inner: Embedder
+    if settings.embedding_provider is EmbeddingProvider.OPENAI:
+        assert settings.embedding_base_url and settings.embedding_model  # validated at start-up
+        key = settings.embedding_api_key
+        inner = OpenAIEmbedder(
+            settings.embedding_base_url,
+            key.get_secret_value() if key else None,
+            settings.embedding_model,
+            batch_size=settings.embedding_batch_size,
+            timeout=settings.http_timeout,
+        )
+    else:
+        inner = LocalEmbedder(settings.embedding_dimension)
+    return CachedEmbedder(inner, lambda: db.session_scope(new=True))
+
+
+def build_pipeline(settings: Settings) -> Pipeline:
+    """Storage, embedder, vector and keyword stores, Notion and web clients."""
+    token = settings.notion_integration_token
+    crawl_key = settings.website_crawl_api_key
+    return Pipeline(
+        storage=LocalStorage(settings.storage_root),
+        embedder=build_embedder(settings),
+        vectors=PgVectorStore(),
+        keywords=KeywordIndex(),
+        website=functools.partial(
+            WebsiteFetcher,
+            timeout=settings.http_timeout,
+            crawl_base_url=settings.website_crawl_base_url,
+            crawl_api_key=crawl_key.get_secret_value() if crawl_key else None,
+        ),
+        notion=functools.partial(
+            NotionClient,
+            settings.notion_api_base_url,
+            token.get_secret_value(),
+            timeout=settings.http_timeout,
+        )
+        if token
+        else None,
+        batch_size=settings.indexing_batch_size,
+    )
