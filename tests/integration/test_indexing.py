@@ -15,11 +15,12 @@ from werkzeug import Request, Response
 from tests import documents, factories
 from worker import db, runtime
 from worker.config import Settings
-from worker.domain import indexing
+from worker.domain import index_ops, indexing
 from worker.domain.embedding import LocalEmbedder
 from worker.domain.errors import PermanentError, TransientError
 from worker.domain.models import (
     ChildChunk,
+    DatasetAutoDisableLog,
     DataSourceType,
     Document,
     DocumentSegment,
@@ -307,3 +308,45 @@ def test_website_document_is_fetched_and_indexed(
     with db.session_scope() as session:
         contents = list(session.scalars(sa.select(DocumentSegment.content)))
     assert contents == ["Our bakery opens at dawn."]
+
+
+def test_remove_then_add_document_to_index(storage: Path, pipeline: Pipeline) -> None:
+    dataset_id, doc_id = make_doc(storage, documents.corpus(100))
+    indexing.index_document(pipeline, doc_id)
+    segments = counts(pipeline, dataset_id, doc_id)[0]
+    with db.session_scope() as session:
+        session.add(
+            DatasetAutoDisableLog(
+                tenant_id=document(doc_id).tenant_id, dataset_id=dataset_id, document_id=doc_id
+            )
+        )
+
+    assert index_ops.remove_document_from_index(pipeline, doc_id) == "removed"
+    assert counts(pipeline, dataset_id, doc_id)[2] == 0
+    with db.session_scope() as session:
+        enabled = set(session.scalars(sa.select(DocumentSegment.enabled)))
+    assert enabled == {False}
+
+    assert index_ops.add_document_to_index(pipeline, doc_id) == "completed"
+    assert counts(pipeline, dataset_id, doc_id) == (segments, segments, segments)
+    with db.session_scope() as session:
+        assert set(session.scalars(sa.select(DocumentSegment.enabled))) == {True}
+        assert session.scalar(sa.select(sa.func.count()).select_from(DatasetAutoDisableLog)) == 0
+
+
+def test_dataset_vector_index_update_remove_add(storage: Path, pipeline: Pipeline) -> None:
+    dataset_id, doc_id = make_doc(storage, documents.corpus(60))
+    indexing.index_document(pipeline, doc_id)
+    segments = counts(pipeline, dataset_id, doc_id)[0]
+
+    assert index_ops.deal_dataset_vector_index(pipeline, dataset_id, "update") == {
+        doc_id: "completed"
+    }
+    assert counts(pipeline, dataset_id, doc_id)[2] == segments
+    assert index_ops.deal_dataset_vector_index(pipeline, dataset_id, "remove") == {}
+    assert counts(pipeline, dataset_id, doc_id)[2] == 0
+    index_ops.deal_dataset_vector_index(pipeline, dataset_id, "add")
+    assert counts(pipeline, dataset_id, doc_id)[2] == segments
+    assert document(doc_id).indexing_status is IndexingStatus.COMPLETED
+    with pytest.raises(PermanentError, match="action 'explode' is not one of"):
+        index_ops.deal_dataset_vector_index(pipeline, dataset_id, "explode")

@@ -84,7 +84,7 @@ def index_document(p: Pipeline, document_id: str, *, restart: bool = False) -> s
         )
         return None
     except PermanentError as exc:
-        _fail(document_id, exc)
+        fail(document_id, exc)
         raise
     try:
         if restart or status in RESTART_STATUSES:
@@ -101,7 +101,7 @@ def index_document(p: Pipeline, document_id: str, *, restart: bool = False) -> s
         )
         return IndexingStatus.PAUSED.value
     except Exception as exc:
-        _fail(document_id, exc)
+        fail(document_id, exc)
         raise
     return IndexingStatus.COMPLETED.value
 
@@ -188,7 +188,7 @@ def _load_pending(p: Pipeline, source: Source) -> int:
         with db.session_scope(new=True) as session:
             _check_not_paused(session, source.document_id)
             batch = _pending_segments(session, source.document_id, p.batch_size)
-            nodes = _nodes(session, source, batch)
+            nodes = nodes_of(session, source, batch)
         if not batch:
             return tokens
         tokens += _store(p, source, batch, nodes)
@@ -210,7 +210,7 @@ def _pending_segments(
     )
 
 
-def _nodes(
+def nodes_of(
     session: orm.Session, source: Source, batch: Sequence[DocumentSegment]
 ) -> list[tuple[str, str, str]]:
     """``(node_id, content, segment index_node_id)`` of what gets embedded for ``batch``:
@@ -232,37 +232,10 @@ def _store(
     batch: Sequence[DocumentSegment],
     nodes: Sequence[tuple[str, str, str]],
 ) -> int:
-    tokens = 0
-    vectors: list[VectorItem] = []
-    if source.technique is IndexTechniqueType.HIGH_QUALITY and nodes:
-        embedded = p.embedder.embed([content for _, content, _ in nodes])
-        tokens = embedded.tokens
-        vectors = [
-            VectorItem(
-                node_id=node_id,
-                content=content,
-                embedding=vector,
-                document_id=str(source.document_id),
-                metadata={
-                    "doc_id": node_id,
-                    "document_id": str(source.document_id),
-                    "dataset_id": str(source.dataset_id),
-                    "parent_id": parent,
-                },
-            )
-            for (node_id, content, parent), vector in zip(nodes, embedded.vectors, strict=True)
-        ]
+    tokens, vectors = embed_nodes(p, source, nodes)
     with db.session_scope(new=True) as session:
         _check_not_paused(session, source.document_id)
-        if vectors:
-            collection = p.vectors.collection_name(str(source.dataset_id))
-            p.vectors.upsert(session, collection, vectors)
-        elif source.technique is IndexTechniqueType.ECONOMY:
-            p.keywords.upsert(
-                session,
-                str(source.dataset_id),
-                [(str(s.index_node_id), str(source.document_id), s.content, None) for s in batch],
-            )
+        write_index(p, session, source, batch, vectors)
         stamp = now()
         session.execute(
             sa.update(DocumentSegment)
@@ -280,6 +253,49 @@ def _store(
             .values(tokens=sa.func.coalesce(Document.tokens, 0) + tokens)
         )
     return tokens
+
+
+def embed_nodes(
+    p: Pipeline, source: Source, nodes: Sequence[tuple[str, str, str]]
+) -> tuple[int, list[VectorItem]]:
+    """Embed ``(node_id, content, parent node id)`` nodes of a high-quality dataset (no
+    transaction is open here); economy datasets get no vectors. Returns tokens and vectors."""
+    if source.technique is not IndexTechniqueType.HIGH_QUALITY or not nodes:
+        return 0, []
+    embedded = p.embedder.embed([content for _, content, _ in nodes])
+    return embedded.tokens, [
+        VectorItem(
+            node_id=node_id,
+            content=content,
+            embedding=vector,
+            document_id=str(source.document_id),
+            metadata={
+                "doc_id": node_id,
+                "document_id": str(source.document_id),
+                "dataset_id": str(source.dataset_id),
+                "parent_id": parent,
+            },
+        )
+        for (node_id, content, parent), vector in zip(nodes, embedded.vectors, strict=True)
+    ]
+
+
+def write_index(
+    p: Pipeline,
+    session: orm.Session,
+    source: Source,
+    batch: Sequence[DocumentSegment],
+    vectors: Sequence[VectorItem],
+) -> None:
+    """Upsert ``batch``'s vectors (high quality) or keywords (economy) in ``session``."""
+    if source.technique is IndexTechniqueType.ECONOMY:
+        p.keywords.upsert(
+            session,
+            str(source.dataset_id),
+            [(str(s.index_node_id), str(source.document_id), s.content, None) for s in batch],
+        )
+    elif vectors:
+        p.vectors.upsert(session, p.vectors.collection_name(str(source.dataset_id)), vectors)
 
 
 def _complete(document_id: uuid.UUID, tokens: int, latency: float) -> None:
@@ -321,7 +337,7 @@ def _set_status(document_id: uuid.UUID, status: IndexingStatus, **stamps: object
         )
 
 
-def _fail(document_id: str, exc: BaseException) -> None:
+def fail(document_id: str, exc: BaseException) -> None:
     message = str(exc) or type(exc).__name__
     try:
         doc_id = sources.as_uuid(document_id, what="document id")
@@ -378,7 +394,7 @@ def sync_notion_document(p: Pipeline, document_id: str) -> str | None:
     page_id, page_type = pipeline.notion_page(source)
     if p.notion is None:
         exc = PermanentError("NOTION_INTEGRATION_TOKEN is not set: cannot sync from Notion")
-        _fail(document_id, exc)
+        fail(document_id, exc)
         raise exc
     client = p.notion()
     try:

@@ -8,7 +8,7 @@ by the document's status and node ids are stable, so nothing is indexed twice.
 from __future__ import annotations
 
 from worker import queues, runtime
-from worker.domain import indexing
+from worker.domain import index_ops, indexing
 from worker.jobs import task
 
 DOCUMENT_LOCK = "document:{document_id}"
@@ -88,3 +88,29 @@ def sync_website_document_indexing_task(dataset_id: str, document_id: str) -> st
 def document_indexing_sync_task(dataset_id: str, document_id: str) -> str | None:
     """Re-import a Notion page if it changed (no-op otherwise); lock per document."""
     return indexing.sync_notion_document(runtime.current().pipeline, document_id)
+
+
+@task(
+    name="indexing.add_document_to_index",
+    queue=queues.DATASET,
+    lock="document:{dataset_document_id}",
+)
+def add_document_to_index_task(dataset_document_id: str) -> str | None:
+    """Re-enable a completed document: index its segments again; lock per document; upserts."""
+    return index_ops.add_document_to_index(runtime.current().pipeline, dataset_document_id)
+
+
+@task(name="indexing.remove_document_from_index", queue=queues.DATASET, lock=DOCUMENT_LOCK)
+def remove_document_from_index_task(document_id: str) -> str | None:
+    """Disable a completed document: drop its vectors/keywords; lock per document; idempotent."""
+    return index_ops.remove_document_from_index(runtime.current().pipeline, document_id)
+
+
+@task(
+    name="indexing.deal_dataset_vector_index",
+    queue=queues.DATASET,
+    lock="dataset:{dataset_id}:indexing",
+)
+def deal_dataset_vector_index_task(dataset_id: str, action: str) -> dict[str, str]:
+    """Add, remove or rebuild a dataset's vectors; lock per dataset; upserts by node id."""
+    return index_ops.deal_dataset_vector_index(runtime.current().pipeline, dataset_id, action)
