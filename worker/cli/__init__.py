@@ -12,7 +12,7 @@ from typing import NoReturn
 import psycopg
 import sqlalchemy as sa
 
-from worker.cli import admin, errors, jobs, logs, run
+from worker.cli import admin, documents, errors, jobs, logs, run
 from worker.config import ConfigError, Settings
 from worker.embedded import EmbeddedPostgresError
 
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_commands(commands)
     run.add_commands(commands)
     jobs.add_commands(commands)
+    documents.add_commands(commands)
     return parser
 
 

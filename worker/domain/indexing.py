@@ -41,6 +41,7 @@ from worker.domain.models import (
 )
 from worker.domain.pipeline import Pipeline, PlannedSegment, Source
 from worker.domain.ports import VectorItem
+from worker.domain.sql import queries as sql_queries
 
 logger = logging.getLogger(__name__)
 
@@ -419,3 +420,13 @@ def sync_notion_document(p: Pipeline, document_id: str) -> str | None:
             )
         )
     return index_document(p, document_id, restart=True)
+
+
+def stuck_documents(
+    session: orm.Session, *, older_than: float, limit: int = 500
+) -> list[tuple[str, str, str]]:
+    """``(document_id, dataset_id, status)`` of documents in progress that no job will finish."""
+    rows = session.execute(
+        sa.text(sql_queries()["stuck_documents"]), {"older_than": older_than, "limit": limit}
+    )
+    return [(str(row.id), str(row.dataset_id), str(row.indexing_status)) for row in rows]

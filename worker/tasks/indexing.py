@@ -12,6 +12,10 @@ from worker.domain import index_ops, indexing
 from worker.jobs import task
 
 DOCUMENT_LOCK = "document:{document_id}"
+#: At most one waiting recovery per document.
+RECOVER_QUEUEING_LOCK = "document:{document_id}:recover"
+#: At most one waiting sync per document (Dify's ``document_{id}_is_sync``).
+SYNC_QUEUEING_LOCK = "document:{document_id}:sync"
 
 
 @task(name="indexing.document_indexing", queue=queues.DATASET, lock="dataset:{dataset_id}:indexing")
@@ -78,13 +82,23 @@ def recover_document_indexing_task(dataset_id: str, document_id: str) -> str | N
     return indexing.index_document(runtime.current().pipeline, document_id)
 
 
-@task(name="indexing.sync_website_document", queue=queues.DATASET, lock=DOCUMENT_LOCK)
+@task(
+    name="indexing.sync_website_document",
+    queue=queues.DATASET,
+    lock=DOCUMENT_LOCK,
+    queueing_lock=SYNC_QUEUEING_LOCK,
+)
 def sync_website_document_indexing_task(dataset_id: str, document_id: str) -> str | None:
     """Crawl a website document again and re-index it; lock per document; restart-safe."""
     return indexing.index_document(runtime.current().pipeline, document_id, restart=True)
 
 
-@task(name="indexing.document_indexing_sync", queue=queues.DATASET, lock=DOCUMENT_LOCK)
+@task(
+    name="indexing.document_indexing_sync",
+    queue=queues.DATASET,
+    lock=DOCUMENT_LOCK,
+    queueing_lock=SYNC_QUEUEING_LOCK,
+)
 def document_indexing_sync_task(dataset_id: str, document_id: str) -> str | None:
     """Re-import a Notion page if it changed (no-op otherwise); lock per document."""
     return indexing.sync_notion_document(runtime.current().pipeline, document_id)

@@ -1,0 +1,42 @@
+"""``manage.py documents recover``: re-defer documents stuck in progress with no job."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from worker import runtime
+from worker.cli.errors import reaching
+from worker.config import Settings
+from worker.tasks import maintenance
+
+
+def add_commands(commands: Any) -> None:
+    documents = commands.add_parser("documents", help="document maintenance")
+    actions = documents.add_subparsers(dest="documents_action", metavar="ACTION")
+    actions.required = True
+    recover = actions.add_parser(
+        "recover",
+        help="re-defer indexing of documents left in progress with no waiting or running job",
+    )
+    recover.add_argument(
+        "--older-than",
+        type=float,
+        default=maintenance.STUCK_AFTER,
+        metavar="SECONDS",
+        help=f"only documents unchanged for this long (default {maintenance.STUCK_AFTER:.0f})",
+    )
+    recover.set_defaults(handler=cmd_recover)
+
+
+def cmd_recover(args: argparse.Namespace, settings: Settings) -> int:
+    with runtime.database_url(settings) as url, reaching(url):
+        runtime.setup(url, pool_size=1, settings=settings)
+        try:
+            deferred = maintenance.recover_stuck_documents(older_than=args.older_than)
+        finally:
+            runtime.teardown()
+    for document_id in deferred:
+        print(document_id)
+    print(f"{len(deferred)} document(s) deferred for recovery")
+    return 0
