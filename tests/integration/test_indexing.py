@@ -16,7 +16,7 @@ from tests import documents, factories
 from worker import db, runtime
 from worker.config import Settings
 from worker.domain import index_ops, indexing
-from worker.domain.embedding import LocalEmbedder
+from worker.domain.embedding import LocalEmbedder, OpenAIEmbedder
 from worker.domain.errors import PermanentError, TransientError
 from worker.domain.models import (
     ChildChunk,
@@ -111,11 +111,6 @@ class PausingEmbedder:
         return self.inner.embed(texts)
 
 
-class FailingEmbedder(PausingEmbedder):
-    def embed(self, texts: Sequence[str]) -> EmbeddingBatch:
-        raise TransientError("embedding endpoint returned 503")
-
-
 def test_pause_stops_before_the_next_batch_and_recover_finishes_without_duplicates(
     storage: Path, pipeline: Pipeline
 ) -> None:
@@ -134,18 +129,22 @@ def test_pause_stops_before_the_next_batch_and_recover_finishes_without_duplicat
     assert counts(pipeline, dataset_id, doc_id) == (segments, segments, segments)
 
 
-def test_failing_embeddings_end_in_error_then_retry_completes(
-    storage: Path, pipeline: Pipeline
+def test_failing_embedding_endpoint_ends_in_error_then_retry_completes(
+    httpserver: HTTPServer, storage: Path, pipeline: Pipeline
 ) -> None:
+    httpserver.expect_request("/v1/embeddings").respond_with_json(
+        {"error": {"message": "model overloaded"}}, status=503
+    )
     dataset_id, doc_id = make_doc(storage, documents.corpus(60))
-    failing = dataclasses.replace(pipeline, embedder=FailingEmbedder(doc_id, after=0))
+    endpoint = OpenAIEmbedder(httpserver.url_for("/v1"), "key", "text-embedding-3-small")
+    failing = dataclasses.replace(pipeline, embedder=endpoint)
 
     with pytest.raises(TransientError):
         indexing.index_document(failing, doc_id)
 
     failed = document(doc_id)
     assert failed.indexing_status is IndexingStatus.ERROR
-    assert failed.error == "embedding endpoint returned 503"
+    assert failed.error is not None and "503" in failed.error
     assert failed.stopped_at is not None
     assert counts(pipeline, dataset_id, doc_id)[2] == 0, "no vector written"
 

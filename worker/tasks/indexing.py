@@ -67,7 +67,11 @@ def document_indexing_update_task(dataset_id: str, document_id: str) -> str | No
 
 
 @task(
-    name="indexing.retry_document_indexing", queue=queues.DATASET, lock="dataset:{dataset_id}:retry"
+    name="indexing.retry_document_indexing",
+    queue=queues.DATASET,
+    lock="dataset:{dataset_id}:retry",
+    # Dify's document_{id}_is_retried: a second click while a retry waits is refused
+    queueing_lock="dataset:{dataset_id}:retry",
 )
 def retry_document_indexing_task(
     dataset_id: str, document_ids: list[str], user_id: str
