@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic import model_validator as _model_validator
 
 from worker import queues
+from worker.domain.mail_inner import TemplatingMode
 
 #: Where the embedded PostgreSQL keeps its data when ``DATABASE_URL`` is unset.
 WORKER_DATA_DIR = Path(".data")
@@ -36,6 +37,8 @@ WORKER_HEARTBEAT_INTERVAL = 10.0
 WORKER_STALLED_AFTER = 60.0
 #: Seconds between two sweeps for stalled jobs.
 WORKER_RECOVERY_INTERVAL = 15.0
+#: Seconds the enterprise inner mail's body may take to render in the sandbox (Dify's value).
+MAIL_TEMPLATING_TIMEOUT = 3.0
 #: Notion's public API.
 NOTION_API_BASE_URL = "https://api.notion.com/v1"
 #: Timeout of one outgoing HTTP request (Notion, websites, embeddings), in seconds.
@@ -132,6 +135,13 @@ class Settings(BaseModel):
     )
     website_crawl_base_url: str | None = Field(default=None, alias="WEBSITE_CRAWL_BASE_URL")
     website_crawl_api_key: SecretStr | None = Field(default=None, alias="WEBSITE_CRAWL_API_KEY")
+    mail_templating_mode: TemplatingMode = Field(
+        default=TemplatingMode.SANDBOX, alias="MAIL_TEMPLATING_MODE"
+    )
+    mail_templating_timeout: float = Field(
+        default=MAIL_TEMPLATING_TIMEOUT, alias="MAIL_TEMPLATING_TIMEOUT", gt=0, le=60
+    )
+    sendgrid_api_url: str | None = Field(default=None, alias="SENDGRID_API_URL")
     resend_api_key: SecretStr | None = Field(default=None, alias="RESEND_API_KEY")
     resend_api_url: str | None = Field(default=None, alias="RESEND_API_URL")
     sendgrid_api_key: SecretStr | None = Field(default=None, alias="SENDGRID_API_KEY")
@@ -197,6 +207,7 @@ class Settings(BaseModel):
     @field_validator(
         "console_web_url",
         "resend_api_url",
+        "sendgrid_api_url",
         "embedding_base_url",
         "notion_api_base_url",
         "website_crawl_base_url",

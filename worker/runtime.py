@@ -23,6 +23,7 @@ from worker.config import Settings
 from worker.embedded import EmbeddedPostgres
 
 if TYPE_CHECKING:
+    from worker.domain.mail import MailService
     from worker.domain.pipeline import Pipeline
 
 #: SQLAlchemy pool size when setup() is not told otherwise.
@@ -53,6 +54,13 @@ class Runtime:
         from worker.domain.adapters import build_pipeline
 
         return build_pipeline(self.settings)
+
+    @functools.cached_property
+    def mail(self) -> MailService:
+        """The mail backend, sender and templates."""
+        from worker.domain.adapters import build_mail
+
+        return build_mail(self.settings)
 
 
 _current: Runtime | None = None

@@ -236,7 +236,7 @@ def test_notion_404_is_permanent_with_notions_message(
         notion.last_edited_time("gone", "page")
 
     assert str(info.value) == (
-        "Notion returned HTTP 404 for page gone: Could not find page with ID: gone."
+        "Notion page gone returned HTTP 404: Could not find page with ID: gone."
     )
 
 
@@ -245,7 +245,7 @@ def test_notion_401_without_a_json_body_is_permanent(
 ) -> None:
     httpserver.expect_request("/v1/blocks/p/children").respond_with_data("nope", status=401)
 
-    with pytest.raises(PermanentError, match=r"HTTP 401 for page p$"):
+    with pytest.raises(PermanentError, match=r"Notion page p returned HTTP 401$"):
         notion.page_text("p", "page")
 
 
@@ -254,7 +254,9 @@ def test_notion_503_is_transient(httpserver: HTTPServer, notion: NotionClient) -
         {"object": "error", "status": 503, "message": "Notion is unavailable."}, status=503
     )
 
-    with pytest.raises(TransientError, match=r"HTTP 503 for page page-1: Notion is unavailable\."):
+    with pytest.raises(
+        TransientError, match=r"Notion page page-1 returned HTTP 503: Notion is unavailable\."
+    ):
         notion.page_text("page-1", "page")
 
 
@@ -265,7 +267,7 @@ def test_notion_429_is_transient(httpserver: HTTPServer, notion: NotionClient) -
         headers={"Retry-After": "1"},
     )
 
-    with pytest.raises(TransientError, match="HTTP 429 for page db-1: Slow down"):
+    with pytest.raises(TransientError, match="Notion page db-1 returned HTTP 429: Slow down"):
         notion.page_text("db-1", "database")
 
 
@@ -277,7 +279,7 @@ def test_notion_timeout_is_transient(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/v1/pages/slow").respond_with_handler(slow)
     client = NotionClient(httpserver.url_for("/v1"), TOKEN, timeout=0.1)
 
-    with pytest.raises(TransientError, match="Notion timed out on page slow") as info:
+    with pytest.raises(TransientError, match="timed out waiting for Notion page slow") as info:
         client.last_edited_time("slow", "page")
 
     assert isinstance(info.value.__cause__, httpx.TimeoutException)
@@ -286,7 +288,7 @@ def test_notion_timeout_is_transient(httpserver: HTTPServer) -> None:
 
 def test_notion_unreachable_is_transient() -> None:
     with NotionClient(f"http://127.0.0.1:{unused_port()}/v1", TOKEN) as client:
-        with pytest.raises(TransientError, match="cannot reach Notion for page p"):
+        with pytest.raises(TransientError, match="cannot reach Notion page p"):
             client.last_edited_time("p", "page")
 
 
@@ -295,7 +297,7 @@ def test_notion_malformed_reply_and_unknown_type_are_permanent(
 ) -> None:
     httpserver.expect_request("/v1/pages/p").respond_with_data("<html>", status=200)
 
-    with pytest.raises(PermanentError, match="malformed JSON for page p"):
+    with pytest.raises(PermanentError, match="reply from Notion page p is not JSON"):
         notion.last_edited_time("p", "page")
     with pytest.raises(PermanentError, match="unknown Notion page type 'wiki' for page p"):
         notion.page_text("p", "wiki")
@@ -389,7 +391,7 @@ def test_website_500_is_transient(httpserver: HTTPServer, fetcher: WebsiteFetche
     httpserver.expect_request("/broken").respond_with_data("oops", status=500)
     url = httpserver.url_for("/broken")
 
-    with pytest.raises(TransientError, match=re.escape(f"HTTP 500 fetching {url}") + "$"):
+    with pytest.raises(TransientError, match=re.escape(f"{url} returned HTTP 500") + "$"):
         fetcher.fetch(url)
 
 
@@ -397,7 +399,7 @@ def test_website_404_is_permanent(httpserver: HTTPServer, fetcher: WebsiteFetche
     httpserver.expect_request("/missing").respond_with_data("not here", status=404)
     url = httpserver.url_for("/missing")
 
-    with pytest.raises(PermanentError, match=re.escape(f"HTTP 404 fetching {url}")):
+    with pytest.raises(PermanentError, match=re.escape(f"{url} returned HTTP 404")):
         fetcher.fetch(url)
 
 
@@ -446,7 +448,9 @@ def test_crawl_provider_failures_name_the_url(httpserver: HTTPServer) -> None:
             web.fetch("https://a.test/")
         with pytest.raises(
             TransientError,
-            match=re.escape("HTTP 429 fetching https://b.test/: Rate limit exceeded"),
+            match=re.escape(
+                "crawl provider for https://b.test/ returned HTTP 429: Rate limit exceeded"
+            ),
         ):
             web.fetch("https://b.test/")
 

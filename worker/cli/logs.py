@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from worker.jobs import secrets
+
 #: Attributes every LogRecord has; anything else came through ``extra=`` and is printed.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
@@ -28,6 +30,7 @@ def configure_logging(level: str) -> None:
     """Send logs to stderr at ``level``; quieten chatty libraries."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(secrets.RedactSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import functools
 
 from worker import db
-from worker.config import EmbeddingProvider, Settings
+from worker.config import EmbeddingProvider, MailType, Settings
 from worker.domain.embedding import CachedEmbedder, LocalEmbedder, OpenAIEmbedder
 from worker.domain.keywords import KeywordIndex
+from worker.domain.mail import MailService
+from worker.domain.mail_http import ResendMailer, SendGridMailer
+from worker.domain.mail_templates import MailRenderer
+from worker.domain.mailer import Mailer, SMTPMailer
 from worker.domain.notion import NotionClient
 from worker.domain.pipeline import Pipeline
 from worker.domain.ports import Embedder
@@ -58,4 +62,41 @@ def build_pipeline(settings: Settings) -> Pipeline:
         if token
         else None,
         batch_size=settings.indexing_batch_size,
+    )
+
+
+def build_mail(settings: Settings) -> MailService:
+    """The configured mail backend (``None`` when ``MAIL_TYPE`` is unset) with the templates."""
+    mailer: Mailer | None = None
+    if settings.mail_type is MailType.SMTP:
+        assert settings.smtp_server  # validated at start-up
+        password = settings.smtp_password
+        mailer = SMTPMailer(
+            settings.smtp_server,
+            settings.smtp_port,
+            username=settings.smtp_username,
+            password=password.get_secret_value() if password else None,
+            use_tls=settings.smtp_use_tls,
+            opportunistic_tls=settings.smtp_opportunistic_tls,
+        )
+    elif settings.mail_type is MailType.RESEND:
+        assert settings.resend_api_key
+        mailer = ResendMailer(
+            settings.resend_api_key.get_secret_value(),
+            base_url=settings.resend_api_url,
+            timeout=settings.http_timeout,
+        )
+    elif settings.mail_type is MailType.SENDGRID:
+        assert settings.sendgrid_api_key
+        mailer = SendGridMailer(
+            settings.sendgrid_api_key.get_secret_value(),
+            base_url=settings.sendgrid_api_url,
+            timeout=settings.http_timeout,
+        )
+    return MailService(
+        mailer=mailer,
+        backend=settings.mail_type.value if settings.mail_type else "none",
+        sender=settings.mail_default_send_from or "",
+        renderer=MailRenderer(),
+        console_web_url=settings.console_web_url,
     )

@@ -22,6 +22,7 @@ from sqlalchemy import orm
 from sqlalchemy.dialects.postgresql import insert
 
 from worker.domain import errors, keywords
+from worker.domain.http import HTTPAdapter, json_object, send
 from worker.domain.models import Embedding
 from worker.domain.ports import Embedder, EmbeddingBatch
 
@@ -42,8 +43,6 @@ _CJK_RUN = re.compile(
 _WORD = re.compile(r"[^\W_]+")
 #: Weight of a stop word ("the", "的", ...) as a single word; its pairs keep full weight.
 STOP_WORD_WEIGHT = 0.3
-#: Statuses worth retrying: request timeout, rate limit (5xx are added by range).
-_TRANSIENT_STATUSES = frozenset({408, 429})
 
 
 def text_hash(text: str) -> str:
@@ -125,7 +124,7 @@ def _tf(count: int) -> float:
     return 1.0 + math.log(count)
 
 
-class OpenAIEmbedder:
+class OpenAIEmbedder(HTTPAdapter):
     """Client of an OpenAI-compatible ``/embeddings`` endpoint (OpenAI, Azure-style gateways,
     vLLM, Ollama, LocalAI, ...).
 
@@ -165,14 +164,14 @@ class OpenAIEmbedder:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        super().__init__(timeout=timeout, client=client)
         self.model = model
         self._url = base_url.rstrip("/") + "/embeddings"
+        self._what = f"embedding endpoint {self._url}"
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._batch_size = batch_size
         self._timeout = timeout
         self._dimension = dimension
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.Client(timeout=timeout)
 
     @property
     def dimension(self) -> int:
@@ -189,11 +188,6 @@ class OpenAIEmbedder:
             )
         return self._dimension
 
-    def close(self) -> None:
-        """Close the HTTP client if this embedder created it."""
-        if self._owns_client:
-            self._client.close()
-
     def embed(self, texts: Sequence[str]) -> EmbeddingBatch:
         """Embed ``texts``, ``batch_size`` per request.
 
@@ -208,28 +202,22 @@ class OpenAIEmbedder:
         vectors: list[list[float]] = []
         tokens = 0
         for batch in _batches(texts, self._batch_size):
-            response = self._post(batch)
-            _check_status(response)
-            batch_vectors, batch_tokens = _parse_reply(response, len(batch))
+            response = send(
+                self._client,
+                "POST",
+                self._url,
+                what=self._what,
+                headers=self._headers,
+                json={"model": self.model, "input": batch},
+                timeout=self._timeout,
+            )
+            batch_vectors, batch_tokens = _parse_reply(
+                json_object(response, self._what), len(batch)
+            )
             self._check_dimension(batch_vectors)
             vectors.extend(batch_vectors)
             tokens += batch_tokens
         return EmbeddingBatch(vectors=vectors, tokens=tokens)
-
-    def _post(self, batch: list[str]) -> httpx.Response:
-        try:
-            return self._client.post(
-                self._url,
-                json={"model": self.model, "input": batch},
-                headers=self._headers,
-                timeout=self._timeout,
-            )
-        except httpx.TimeoutException as exc:
-            raise errors.TransientError(f"embedding request to {self._url} timed out") from exc
-        except httpx.UnsupportedProtocol as exc:
-            raise errors.PermanentError(f"bad embedding endpoint {self._url}: {exc}") from exc
-        except httpx.TransportError as exc:
-            raise errors.TransientError(f"embedding request to {self._url} failed: {exc}") from exc
 
     def _check_dimension(self, vectors: list[list[float]]) -> None:
         lengths = {len(vector) for vector in vectors}
@@ -247,39 +235,9 @@ def _batches(texts: Sequence[str], size: int) -> Iterator[list[str]]:
         yield list(texts[start : start + size])
 
 
-def _check_status(response: httpx.Response) -> None:
-    status = response.status_code
-    if 200 <= status < 300:
-        return
-    message = f"embedding endpoint returned {status}: {_error_message(response)}"
-    if status in _TRANSIENT_STATUSES or status >= 500:
-        raise errors.TransientError(message)
-    raise errors.PermanentError(message)
-
-
-def _error_message(response: httpx.Response) -> str:
-    """The ``error.message`` of an OpenAI-style error reply, else the start of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200] or response.reason_phrase
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict) and error.get("message"):
-        return str(error["message"])
-    if isinstance(error, str) and error:
-        return error
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    return response.text[:200]
-
-
-def _parse_reply(response: httpx.Response, count: int) -> tuple[list[list[float]], int]:
+def _parse_reply(body: dict[str, Any], count: int) -> tuple[list[list[float]], int]:
     """The vectors of a reply in input order (by ``index``) and its ``usage.total_tokens``."""
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise errors.PermanentError("embedding reply is not JSON") from exc
-    data = body.get("data") if isinstance(body, dict) else None
+    data = body.get("data")
     if not isinstance(data, list) or len(data) != count:
         raise errors.PermanentError(f"embedding reply must have a 'data' list of {count} items")
     by_index = dict(_indexed_vector(item) for item in data)

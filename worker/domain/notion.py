@@ -3,20 +3,20 @@
 The text of a page is its blocks, one per line, children after their parent; the text of a
 database is its rows, one ``property: value`` line per property and a blank line between rows
 (Dify's ``NotionExtractor`` for ``notion_import`` documents). Failed requests become
-``TransientError`` (429, 5xx, timeouts, unreachable) or ``PermanentError`` (any other 4xx,
-malformed replies), naming the page.
+``TransientError`` (408, 429, 5xx, timeouts, unreachable) or ``PermanentError`` (any other
+non-2xx reply, malformed replies), naming the page (see :mod:`worker.domain.http`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from types import TracebackType
 from typing import Any
 
 import httpx
 
-from worker.domain.errors import DomainError, PermanentError, TransientError
+from worker.domain.errors import PermanentError
+from worker.domain.http import HTTPAdapter, json_object, send
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ _SEPARATE_PAGES = frozenset({"child_page", "child_database"})
 JSON = dict[str, Any]
 
 
-class NotionClient:
+class NotionClient(HTTPAdapter):
     """Reads pages and databases of one Notion workspace.
 
     Parameters
@@ -70,26 +70,9 @@ class NotionClient:
         timeout: float = NOTION_TIMEOUT,
         client: httpx.Client | None = None,
     ) -> None:
+        super().__init__(timeout=timeout, client=client)
         self._base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}", "Notion-Version": NOTION_VERSION}
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.Client(timeout=timeout)
-
-    def close(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owns_client:
-            self._client.close()
-
-    def __enter__(self) -> NotionClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def last_edited_time(self, page_id: str, page_type: str) -> str:
         """Notion's ``last_edited_time`` of a page or database (an ISO 8601 string).
@@ -202,39 +185,17 @@ class NotionClient:
         json: JSON | None = None,
     ) -> JSON:
         """Send one request and return its JSON object, mapping failures to domain errors."""
-        url = f"{self._base_url}{path}"
-        try:
-            response = self._client.request(
-                method, url, headers=self._headers, params=params, json=json
-            )
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"Notion timed out on page {page_id}: {exc}") from exc
-        except httpx.TransportError as exc:
-            raise TransientError(f"cannot reach Notion for page {page_id}: {exc}") from exc
-        if response.is_error:
-            raise _status_error(response, page_id)
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise PermanentError(f"Notion sent malformed JSON for page {page_id}") from exc
-        if not isinstance(body, dict):
-            raise PermanentError(f"Notion sent an unexpected reply for page {page_id}")
-        return body
-
-
-def _status_error(response: httpx.Response, page_id: str) -> DomainError:
-    """The error for a 4xx or 5xx reply: transient for 408, 429 and 5xx, else permanent."""
-    status = response.status_code
-    message = f"Notion returned HTTP {status} for page {page_id}"
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and body.get("message"):
-        message = f"{message}: {body['message']}"
-    if status in (408, 429) or status >= 500:
-        return TransientError(message)
-    return PermanentError(message)
+        what = f"Notion page {page_id}"
+        response = send(
+            self._client,
+            method,
+            f"{self._base_url}{path}",
+            what=what,
+            headers=self._headers,
+            params=params,
+            json=json,
+        )
+        return json_object(response, what)
 
 
 def _results(body: JSON, page_id: str) -> list[JSON]:

@@ -2,20 +2,20 @@
 
 By default the page is fetched directly and its main text pulled out of the HTML. With a crawl
 provider configured, the provider's Firecrawl-style ``/scrape`` endpoint does the fetching and
-returns Markdown. Failed requests become ``TransientError`` (429, 5xx, timeouts, unreachable) or
-``PermanentError`` (any other 4xx, bad URLs, unsupported content), naming the URL.
+returns Markdown. Failed requests become ``TransientError`` (408, 429, 5xx, timeouts,
+unreachable) or ``PermanentError`` (any other non-2xx reply, bad URLs, unsupported content),
+naming the URL (see :mod:`worker.domain.http`).
 """
 
 from __future__ import annotations
 
 import logging
-from types import TracebackType
-from typing import Any
 
 import httpx
 
 from worker.domain import extract
-from worker.domain.errors import DomainError, PermanentError, TransientError
+from worker.domain.errors import PermanentError
+from worker.domain.http import HTTPAdapter, json_object, send
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ WEBSITE_TIMEOUT = 30.0
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", ""})
 
 
-class WebsiteFetcher:
+class WebsiteFetcher(HTTPAdapter):
     """Fetches one page at a time, directly or through a crawl provider.
 
     Parameters
@@ -51,26 +51,9 @@ class WebsiteFetcher:
         crawl_base_url: str | None = None,
         crawl_api_key: str | None = None,
     ) -> None:
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.Client(timeout=timeout)
+        super().__init__(timeout=timeout, client=client)
         self._crawl_base_url = crawl_base_url.rstrip("/") if crawl_base_url else None
         self._crawl_api_key = crawl_api_key
-
-    def close(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owns_client:
-            self._client.close()
-
-    def __enter__(self) -> WebsiteFetcher:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def fetch(self, url: str, *, only_main_content: bool = True) -> str:
         """The text of the page at ``url``.
@@ -103,14 +86,16 @@ class WebsiteFetcher:
         return text
 
     def _get(self, url: str, only_main_content: bool) -> str:
-        response = self._send(
+        response = send(
+            self._client,
             "GET",
             url,
-            page_url=url,
+            what=url,
             headers={
                 "User-Agent": USER_AGENT,
                 "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.1",
             },
+            follow_redirects=True,
         )
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in _HTML_TYPES and content_type != "text/plain":
@@ -123,14 +108,17 @@ class WebsiteFetcher:
 
     def _scrape(self, base_url: str, url: str, only_main_content: bool) -> str:
         headers = {"Authorization": f"Bearer {self._crawl_api_key}"} if self._crawl_api_key else {}
-        response = self._send(
+        what = f"crawl provider for {url}"
+        response = send(
+            self._client,
             "POST",
             f"{base_url}/scrape",
-            page_url=url,
+            what=what,
             headers=headers,
             json={"url": url, "onlyMainContent": only_main_content},
+            follow_redirects=True,
         )
-        body = _json(response, url)
+        body = json_object(response, what)
         data = body.get("data")
         if not body.get("success") or not isinstance(data, dict):
             reason = body.get("error") or "no data in reply"
@@ -139,62 +127,3 @@ class WebsiteFetcher:
         if not isinstance(markdown, str):
             raise PermanentError(f"crawl provider sent no markdown for {url}")
         return markdown.strip()
-
-    def _send(
-        self,
-        method: str,
-        target: str,
-        *,
-        page_url: str,
-        headers: dict[str, str],
-        json: dict[str, Any] | None = None,
-    ) -> httpx.Response:
-        """Send one request, following redirects, and map failures to domain errors."""
-        try:
-            response = self._client.request(
-                method, target, headers=headers, json=json, follow_redirects=True
-            )
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.TooManyRedirects) as exc:
-            raise PermanentError(f"cannot fetch {page_url}: {exc}") from exc
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"timed out fetching {page_url}: {exc}") from exc
-        except httpx.RequestError as exc:
-            raise TransientError(f"cannot reach {page_url}: {exc}") from exc
-        if response.is_error:
-            raise _status_error(response, page_url)
-        return response
-
-
-def _status_error(response: httpx.Response, page_url: str) -> DomainError:
-    """The error for a 4xx or 5xx reply: transient for 408, 429 and 5xx, else permanent."""
-    status = response.status_code
-    message = f"HTTP {status} fetching {page_url}"
-    reason = _reply_error(response)
-    if reason:
-        message = f"{message}: {reason}"
-    if status in (408, 429) or status >= 500:
-        return TransientError(message)
-    return PermanentError(message)
-
-
-def _reply_error(response: httpx.Response) -> str:
-    """The ``error`` or ``message`` of a JSON error reply (as crawl providers send), else ``""``."""
-    if "json" not in response.headers.get("content-type", ""):
-        return ""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    if not isinstance(body, dict):
-        return ""
-    return str(body.get("error") or body.get("message") or "")
-
-
-def _json(response: httpx.Response, page_url: str) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise PermanentError(f"crawl provider sent malformed JSON for {page_url}") from exc
-    if not isinstance(body, dict):
-        raise PermanentError(f"crawl provider sent an unexpected reply for {page_url}")
-    return body

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from procrastinate.exceptions import AlreadyEnqueued
 
+from worker.jobs.execution import current_job
 from worker.jobs.results import (
     FAILURE,
     PENDING,
@@ -45,6 +46,7 @@ __all__ = [
     "Signature",
     "TaskFailed",
     "UnknownJob",
+    "current_job",
     "group",
     "task",
 ]

@@ -21,6 +21,7 @@ Long tasks must not do their long work inside this transaction: they commit prog
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import json
 import logging
@@ -28,18 +29,22 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from procrastinate import JobContext
+from procrastinate import JobContext, jobs
 
 from worker import db
 from worker.domain import sql
 from worker.domain.errors import PermanentError
 from worker.domain.models import OutcomeStatus
-from worker.jobs import outcomes
+from worker.jobs import outcomes, secrets
 
 if TYPE_CHECKING:
     from worker.jobs.task import CeleryTask
 
 logger = logging.getLogger(__name__)
+
+_current_job: contextvars.ContextVar[jobs.Job | None] = contextvars.ContextVar(
+    "current_job", default=None
+)
 
 #: Key set in the job's ``JobContext.additional_context`` (a dict of its own for every job) once
 #: the job was finished in the task's transaction.
@@ -61,9 +66,11 @@ def execute(task: CeleryTask, context: JobContext, **arguments: Any) -> Any:
     assert job.id is not None, "a running job has an id"
     started_at = datetime.datetime.now(datetime.UTC)
     clock = time.perf_counter()
+    token = _current_job.set(job)
     try:
         with db.session_scope(new=True) as session:
             result = task.run(**arguments)
+            secrets.scrub_job_args(session, job.id, job.task_name)
             values = {
                 "job_id": job.id,
                 "task_name": job.task_name,
@@ -95,8 +102,24 @@ def execute(task: CeleryTask, context: JobContext, **arguments: Any) -> Any:
     except Exception as exc:
         _record_failure(task, job, exc, started_at, time.perf_counter() - clock)
         raise
+    finally:
+        _current_job.reset(token)
     context.additional_context[FINISHED_KEY] = True
     return result
+
+
+def current_job() -> jobs.Job:
+    """The procrastinate job being run in this context (inside a task's function).
+
+    Raises
+    ------
+    RuntimeError
+        Called outside a job (e.g. when a task's function is called directly).
+    """
+    job = _current_job.get()
+    if job is None:
+        raise RuntimeError("not running inside a job")
+    return job
 
 
 def _finish(session: Any, values: dict[str, Any]) -> None:
@@ -139,6 +162,8 @@ def _record_failure(
                 duration=duration,
                 error=f"{type(exc).__name__}: {exc}",
             )
+            if status is OutcomeStatus.FAILURE:
+                secrets.scrub_job_args(session, job.id, job.task_name)
     except Exception:
         logger.exception(
             "could not record the failure of job %s",

@@ -21,7 +21,7 @@ from procrastinate import JobContext, tasks
 from sqlalchemy import orm
 
 from worker import app as app_module
-from worker.jobs import deferring
+from worker.jobs import deferring, secrets
 from worker.jobs.retry import NO_RETRY, Retry
 
 if TYPE_CHECKING:
@@ -201,6 +201,7 @@ def task(
     queueing_lock: str | None = None,
     priority: int = 0,
     aliases: list[str] | None = None,
+    secret_args: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], CeleryTask]:
     """Register a function as a task of :data:`worker.app.app`.
 
@@ -218,6 +219,8 @@ def task(
         Default priority (higher runs first).
     aliases:
         Former names, so jobs queued under them still run.
+    secret_args:
+        Arguments (codes, tokens) masked in logs and in the jobs table once the job has ended.
     """
 
     def register(func: Callable[..., Any]) -> CeleryTask:
@@ -234,6 +237,7 @@ def task(
             priority=priority,
         )
         app._register_task(created)
+        secrets.register(name, secret_args)
         functools.update_wrapper(created, func, updated=())
         return created
 

@@ -20,6 +20,21 @@ from worker.tasks.indexing import (
     retry_document_indexing_task,
     sync_website_document_indexing_task,
 )
+from worker.tasks.mail import (
+    send_account_deletion_verification_code,
+    send_change_mail_completed_notification_task,
+    send_change_mail_task,
+    send_deletion_success_task,
+    send_email_code_login_mail_task,
+    send_invite_member_mail_task,
+    send_new_owner_transfer_notify_email_task,
+    send_old_owner_transfer_notify_email_task,
+    send_owner_transfer_confirm_task,
+    send_reset_password_mail_task,
+    send_reset_password_mail_task_when_account_not_exist,
+)
+from worker.tasks.mail_enterprise import send_inner_email_task
+from worker.tasks.maintenance import recover_stuck_documents_task
 
 __all__ = [
     "add_document_to_index_task",
@@ -31,7 +46,20 @@ __all__ = [
     "normal_document_indexing_task",
     "priority_document_indexing_task",
     "recover_document_indexing_task",
+    "recover_stuck_documents_task",
     "remove_document_from_index_task",
     "retry_document_indexing_task",
+    "send_account_deletion_verification_code",
+    "send_change_mail_completed_notification_task",
+    "send_change_mail_task",
+    "send_deletion_success_task",
+    "send_email_code_login_mail_task",
+    "send_inner_email_task",
+    "send_invite_member_mail_task",
+    "send_new_owner_transfer_notify_email_task",
+    "send_old_owner_transfer_notify_email_task",
+    "send_owner_transfer_confirm_task",
+    "send_reset_password_mail_task",
+    "send_reset_password_mail_task_when_account_not_exist",
     "sync_website_document_indexing_task",
 ]

@@ -301,7 +301,7 @@ def test_openai_refused_connection_is_transient() -> None:
         port = probe.getsockname()[1]
     embedder = OpenAIEmbedder(f"http://127.0.0.1:{port}/v1", "k", "m", timeout=2)
 
-    with pytest.raises(TransientError, match="failed"):
+    with pytest.raises(TransientError, match="cannot reach embedding endpoint"):
         embedder.embed(["a"])
     embedder.close()
 

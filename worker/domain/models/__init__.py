@@ -52,6 +52,7 @@ from worker.domain.models.enums import (
 )
 from worker.domain.models.index import EmbeddingVector, KeywordEntry
 from worker.domain.models.job import OutcomeStatus, TaskResult
+from worker.domain.models.mail import DeliveryStatus, MailDelivery
 from worker.domain.models.upload import UploadFile
 
 __all__ = [
@@ -81,6 +82,7 @@ __all__ = [
     "DatasetQuery",
     "DatasetQuerySource",
     "DatasetRuntimeMode",
+    "DeliveryStatus",
     "Document",
     "DocumentCreatedFrom",
     "DocumentSegment",
@@ -90,6 +92,7 @@ __all__ = [
     "IndexTechniqueType",
     "IndexingStatus",
     "KeywordEntry",
+    "MailDelivery",
     "MessageAnnotation",
     "OutcomeStatus",
     "ProcessRuleMode",
