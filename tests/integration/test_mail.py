@@ -306,3 +306,18 @@ def test_result_handle_reports_a_sent_mail(smtp: SMTPServer) -> None:
     result = mail.send_new_owner_transfer_notify_email_task.delay("zh-CN", "o@example.com", "T")
     drain()
     assert AsyncResult(result.id).get(timeout=1)["status"] == "sent"
+
+
+def test_retries_exhausted_end_failed_with_the_reason(smtp: SMTPServer) -> None:
+    smtp.stop()
+    result = mail.send_change_mail_completed_notification_task.delay("en-US", "user@example.com")
+
+    for _ in range(mail.MAIL_RETRY.max_retries + 1):
+        drain()
+        retry_now()
+
+    assert result.status == FAILURE
+    (delivery,) = deliveries()
+    assert delivery.status is DeliveryStatus.FAILED
+    assert delivery.attempts == mail.MAIL_RETRY.max_retries + 1
+    assert "Connection refused" in (delivery.error or "")

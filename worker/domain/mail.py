@@ -61,8 +61,12 @@ def send_templated(
     language: str | None,
     to: str,
     context: Mapping[str, object],
+    final_attempt: bool = True,
 ) -> dict[str, str | None]:
     """Render ``email_type`` in the recipient's language and deliver it once.
+
+    ``final_attempt`` says whether a transient refusal will be retried (``retrying``) or ends
+    the job (``failed``).
 
     Raises
     ------
@@ -84,6 +88,7 @@ def send_templated(
         message=Message(
             sender=service.sender, to=recipient, subject=rendered.subject, html=rendered.html
         ),
+        final_attempt=final_attempt,
     )
 
 
@@ -94,6 +99,7 @@ def send_raw(
     recipients: Sequence[str],
     subject: str,
     html: str,
+    final_attempt: bool = True,
 ) -> dict[str, dict[str, str | None]]:
     """Deliver a pre-rendered mail to each recipient separately (the enterprise inner mail).
 
@@ -115,6 +121,7 @@ def send_raw(
             mail_type=EmailType.ENTERPRISE_CUSTOM.value,
             language=resolve_language(None).value,
             message=Message(sender=service.sender, to=recipient, subject=subject, html=html),
+            final_attempt=final_attempt,
         )
         for recipient in checked
     }
@@ -128,6 +135,7 @@ def deliver(
     mail_type: str,
     language: str,
     message: Message,
+    final_attempt: bool = True,
 ) -> dict[str, str | None]:
     """Claim, send and record one message (see the module docstring)."""
     build(message)  # every header checked before anything is recorded or sent
@@ -143,7 +151,7 @@ def deliver(
     try:
         receipt = mailer.send(message)
     except DomainError as exc:
-        _record_refusal(job_id, message.to, exc)
+        _record_refusal(job_id, message.to, exc, final_attempt=final_attempt)
         raise
     _record_sent(job_id, message.to, receipt)
     logger.info(
@@ -213,8 +221,9 @@ def _record_sent(job_id: int, recipient: str, receipt: Receipt) -> None:
         )
 
 
-def _record_refusal(job_id: int, recipient: str, exc: DomainError) -> None:
-    status = DeliveryStatus.RETRYING if isinstance(exc, TransientError) else DeliveryStatus.FAILED
+def _record_refusal(job_id: int, recipient: str, exc: DomainError, *, final_attempt: bool) -> None:
+    retried = isinstance(exc, TransientError) and not final_attempt
+    status = DeliveryStatus.RETRYING if retried else DeliveryStatus.FAILED
     with db.session_scope(new=True) as session:
         session.execute(
             sa.update(MailDelivery)

@@ -22,11 +22,11 @@ MAIL_RETRY = Retry(max_retries=5, default_retry_delay=30, backoff=2, max_delay=1
 def _send(
     email_type: EmailType, language: str | None, to: str, **context: object
 ) -> dict[str, str | None]:
-    job_id = current_job().id
-    assert job_id is not None
+    job = current_job()
+    assert job.id is not None
     return mail.send_templated(
-        runtime.current().mail, job_id=job_id, email_type=email_type, language=language,
-        to=to, context=context,
+        runtime.current().mail, job_id=job.id, email_type=email_type, language=language,
+        to=to, context=context, final_attempt=job.attempts >= MAIL_RETRY.max_retries,
     )  # fmt: skip
 
 

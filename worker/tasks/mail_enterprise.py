@@ -26,6 +26,9 @@ def send_inner_email_task(
         mode=current.settings.mail_templating_mode,
         timeout=current.settings.mail_templating_timeout,
     )
-    job_id = current_job().id
-    assert job_id is not None
-    return mail.send_raw(current.mail, job_id=job_id, recipients=to, subject=subject, html=html)
+    job = current_job()
+    assert job.id is not None
+    return mail.send_raw(
+        current.mail, job_id=job.id, recipients=to, subject=subject, html=html,
+        final_attempt=job.attempts >= MAIL_RETRY.max_retries,
+    )  # fmt: skip
