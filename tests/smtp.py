@@ -64,8 +64,9 @@ class SMTPServer:
     """``with SMTPServer() as smtp:`` a server on 127.0.0.1:``smtp.port``; ``stop()`` early to
     test a server that is down."""
 
-    def __init__(self) -> None:
+    def __init__(self, **controller_options: Any) -> None:
         self.handler = Handler()
+        self._options = controller_options
         self.port = free_port()
         self._controller: Controller | None = None
         self.running = False
@@ -79,7 +80,9 @@ class SMTPServer:
 
     def start(self) -> None:
         if not self.running:
-            self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+            self._controller = Controller(
+                self.handler, hostname="127.0.0.1", port=self.port, **self._options
+            )
             self._controller.start()
             self.running = True
 
