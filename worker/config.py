@@ -39,6 +39,8 @@ WORKER_STALLED_AFTER = 60.0
 WORKER_RECOVERY_INTERVAL = 15.0
 #: Seconds the enterprise inner mail's body may take to render in the sandbox (Dify's value).
 MAIL_TEMPLATING_TIMEOUT = 3.0
+#: Seconds a document may stay in progress with no job before the sweep re-defers it.
+STUCK_DOCUMENT_AFTER = 300.0
 #: Notion's public API.
 NOTION_API_BASE_URL = "https://api.notion.com/v1"
 #: Timeout of one outgoing HTTP request (Notion, websites, embeddings), in seconds.

@@ -7,8 +7,7 @@ from typing import Any
 
 from worker import runtime
 from worker.cli.errors import reaching
-from worker.config import Settings
-from worker.tasks import maintenance
+from worker.config import STUCK_DOCUMENT_AFTER, Settings
 
 
 def add_commands(commands: Any) -> None:
@@ -22,14 +21,16 @@ def add_commands(commands: Any) -> None:
     recover.add_argument(
         "--older-than",
         type=float,
-        default=maintenance.STUCK_AFTER,
+        default=STUCK_DOCUMENT_AFTER,
         metavar="SECONDS",
-        help=f"only documents unchanged for this long (default {maintenance.STUCK_AFTER:.0f})",
+        help=f"only documents unchanged for this long (default {STUCK_DOCUMENT_AFTER:.0f})",
     )
     recover.set_defaults(handler=cmd_recover)
 
 
 def cmd_recover(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.tasks import maintenance  # the task modules are heavy: import them when used
+
     with runtime.database_url(settings) as url, reaching(url):
         runtime.setup(url, pool_size=1, settings=settings)
         try:

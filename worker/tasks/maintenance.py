@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from worker import db, queues
+from worker.config import STUCK_DOCUMENT_AFTER
 from worker.domain import indexing
 from worker.jobs import AlreadyEnqueued, task
 from worker.tasks.indexing import RECOVER_QUEUEING_LOCK, recover_document_indexing_task
@@ -17,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 #: Documents in progress for longer than this (seconds) with no job are re-deferred.
-STUCK_AFTER = 300.0
+STUCK_AFTER = STUCK_DOCUMENT_AFTER
 
 
 def recover_stuck_documents(*, older_than: float = STUCK_AFTER) -> list[str]:
