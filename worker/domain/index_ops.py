@@ -111,7 +111,7 @@ def remove_document_from_index(p: Pipeline, document_id: str) -> str | None:
     return "removed"
 
 
-def deal_dataset_vector_index(p: Pipeline, dataset_id: str, action: str) -> dict[str, str]:
+def deal_dataset_vector_index(p: Pipeline, dataset_id: str, action: str) -> dict[str, str | None]:
     """Add, remove or rebuild a dataset's vectors; each document records its own outcome.
 
     Raises
@@ -133,7 +133,7 @@ def deal_dataset_vector_index(p: Pipeline, dataset_id: str, action: str) -> dict
         if chosen is VectorIndexAction.REMOVE:
             return {}
         document_ids = _mark_indexing(session, dataset)
-    return _rebuild_documents(p, document_ids)
+    return indexing.each_document(document_ids, lambda d: _rebuild_document(p, d))
 
 
 def _mark_indexing(session: orm.Session, dataset_id: uuid.UUID) -> list[str]:
@@ -150,41 +150,30 @@ def _mark_indexing(session: orm.Session, dataset_id: uuid.UUID) -> list[str]:
     return ids
 
 
-def _rebuild_documents(p: Pipeline, document_ids: Sequence[str]) -> dict[str, str]:
-    outcome: dict[str, str] = {}
-    failures: list[str] = []
-    for document_id in document_ids:
-        try:
-            source, _ = sources.load(document_id)
-            _reindex_segments(p, source, enabled_only=True)
-            with db.session_scope(new=True) as session:
-                session.execute(
-                    sa.update(Document)
-                    .where(Document.id == source.document_id)
-                    .values(indexing_status=IndexingStatus.COMPLETED, error=None)
-                )
-            outcome[document_id] = IndexingStatus.COMPLETED.value
-        except (DomainError, sources.DocumentMissing) as exc:
-            indexing.fail(document_id, exc)
-            outcome[document_id] = IndexingStatus.ERROR.value
-            failures.append(f"{document_id}: {exc}")
-    if failures:
-        raise PermanentError(
-            f"{len(failures)} of {len(document_ids)} document(s) failed: " + "; ".join(failures)
-        )
-    return outcome
+def _rebuild_document(p: Pipeline, document_id: str) -> str | None:
+    loaded = sources.load_if_exists(document_id, purpose="rebuild")
+    if loaded is None:
+        return None
+    source, _ = loaded
+    try:
+        _reindex_segments(p, source, enabled_only=True)
+        with db.session_scope(new=True) as session:
+            session.execute(
+                sa.update(Document)
+                .where(Document.id == source.document_id)
+                .values(indexing_status=IndexingStatus.COMPLETED, error=None)
+            )
+    except DomainError as exc:
+        indexing.fail(document_id, exc)
+        raise
+    return IndexingStatus.COMPLETED.value
 
 
 def _completed_source(document_id: str) -> Source | None:
-    try:
-        source, status = sources.load(document_id)
-    except sources.DocumentMissing:
-        logger.info(
-            "document %s not found: nothing to do",
-            document_id,
-            extra={"action": "index_op_skipped_missing", "document_id": document_id},
-        )
+    loaded = sources.load_if_exists(document_id, purpose="change in the index")
+    if loaded is None:
         return None
+    source, status = loaded
     if status is not IndexingStatus.COMPLETED:
         logger.info(
             "document %s is %s, not completed: its index is left alone",

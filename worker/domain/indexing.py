@@ -22,7 +22,7 @@ import datetime
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -76,17 +76,13 @@ def index_document(p: Pipeline, document_id: str, *, restart: bool = False) -> s
     """
     started = time.perf_counter()
     try:
-        source, status = sources.load(document_id)
-    except sources.DocumentMissing:
-        logger.info(
-            "document %s not found: nothing to index",
-            document_id,
-            extra={"action": "indexing_skipped_missing", "document_id": document_id},
-        )
-        return None
+        loaded = sources.load_if_exists(document_id, purpose="index")
     except PermanentError as exc:
         fail(document_id, exc)
         raise
+    if loaded is None:
+        return None
+    source, status = loaded
     try:
         if restart or status in RESTART_STATUSES:
             _parse_and_split(p, source)
@@ -369,11 +365,28 @@ def index_documents(
     PermanentError
         At the end, naming every document that failed (each is ``error`` with its message).
     """
+    return each_document(
+        document_ids, lambda document_id: index_document(p, document_id, restart=restart)
+    )
+
+
+def each_document(
+    document_ids: Sequence[str], step: Callable[[str], str | None]
+) -> dict[str, str | None]:
+    """Run ``step`` for each document, recording each outcome; one summary error at the end.
+
+    A failing ``step`` records its error on its document (``fail``) before raising.
+
+    Raises
+    ------
+    PermanentError
+        Naming every document whose step raised a ``DomainError``.
+    """
     outcome: dict[str, str | None] = {}
     failures: list[str] = []
     for document_id in document_ids:
         try:
-            outcome[document_id] = index_document(p, document_id, restart=restart)
+            outcome[document_id] = step(document_id)
         except DomainError as exc:
             outcome[document_id] = IndexingStatus.ERROR.value
             failures.append(f"{document_id}: {exc}")
@@ -386,10 +399,10 @@ def index_documents(
 
 def sync_notion_document(p: Pipeline, document_id: str) -> str | None:
     """Re-index a Notion document if its page changed since the last import; else a no-op."""
-    try:
-        source, status = sources.load(document_id)
-    except sources.DocumentMissing:
+    loaded = sources.load_if_exists(document_id, purpose="sync")
+    if loaded is None:
         return None
+    source, status = loaded
     if status is IndexingStatus.PARSING:
         return status.value  # another run is importing it right now
     page_id, page_type = pipeline.notion_page(source)

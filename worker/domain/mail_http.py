@@ -15,8 +15,11 @@ SENDGRID_API_URL = "https://api.sendgrid.com"
 MAIL_HTTP_TIMEOUT = 30.0
 
 
-class ResendMailer(http.HTTPAdapter):
-    """``POST {base}/emails``; the reply's ``id`` is the message id."""
+class _APIMailer(http.HTTPAdapter):
+    """A mail API reached at ``{base_url}{PATH}`` with a bearer key."""
+
+    DEFAULT_BASE_URL = ""
+    PATH = ""
 
     def __init__(
         self,
@@ -27,8 +30,15 @@ class ResendMailer(http.HTTPAdapter):
         client: httpx.Client | None = None,
     ) -> None:
         super().__init__(timeout=timeout, client=client)
-        self._url = f"{(base_url or RESEND_API_URL).rstrip('/')}/emails"
+        self._url = f"{(base_url or self.DEFAULT_BASE_URL).rstrip('/')}{self.PATH}"
         self._headers = {"Authorization": f"Bearer {api_key}"}
+
+
+class ResendMailer(_APIMailer):
+    """``POST {base}/emails``; the reply's ``id`` is the message id."""
+
+    DEFAULT_BASE_URL = RESEND_API_URL
+    PATH = "/emails"
 
     def send(self, message: Message) -> Receipt:
         build(message)  # header checks
@@ -42,20 +52,11 @@ class ResendMailer(http.HTTPAdapter):
         return Receipt(message_id=str(message_id) if message_id else None)
 
 
-class SendGridMailer(http.HTTPAdapter):
+class SendGridMailer(_APIMailer):
     """``POST {base}/v3/mail/send``; the ``X-Message-Id`` header is the message id."""
 
-    def __init__(
-        self,
-        api_key: str,
-        *,
-        base_url: str | None = None,
-        timeout: float = MAIL_HTTP_TIMEOUT,
-        client: httpx.Client | None = None,
-    ) -> None:
-        super().__init__(timeout=timeout, client=client)
-        self._url = f"{(base_url or SENDGRID_API_URL).rstrip('/')}/v3/mail/send"
-        self._headers = {"Authorization": f"Bearer {api_key}"}
+    DEFAULT_BASE_URL = SENDGRID_API_URL
+    PATH = "/v3/mail/send"
 
     def send(self, message: Message) -> Receipt:
         build(message)  # header checks

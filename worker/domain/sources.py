@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from sqlalchemy import orm
@@ -22,6 +23,8 @@ from worker.domain.models import (
 )
 from worker.domain.pipeline import Source
 
+logger = logging.getLogger(__name__)
+
 
 class DocumentMissing(LookupError):
     """The document row does not exist (deleted, or never committed)."""
@@ -35,6 +38,22 @@ def as_uuid(value: str | uuid.UUID, *, what: str) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise PermanentError(f"{what} {value!r} is not a UUID") from None
+
+
+def load_if_exists(
+    document_id: str | uuid.UUID, *, purpose: str
+) -> tuple[Source, IndexingStatus] | None:
+    """:func:`load`, or ``None`` (logged: nothing to ``purpose``) for a missing document."""
+    try:
+        return load(document_id)
+    except DocumentMissing:
+        logger.info(
+            "document %s not found: nothing to %s",
+            document_id,
+            purpose,
+            extra={"action": "document_missing", "document_id": str(document_id)},
+        )
+        return None
 
 
 def load(document_id: str | uuid.UUID) -> tuple[Source, IndexingStatus]:

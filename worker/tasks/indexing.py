@@ -129,6 +129,6 @@ def remove_document_from_index_task(document_id: str) -> str | None:
     queue=queues.DATASET,
     lock="dataset:{dataset_id}:indexing",
 )
-def deal_dataset_vector_index_task(dataset_id: str, action: str) -> dict[str, str]:
+def deal_dataset_vector_index_task(dataset_id: str, action: str) -> dict[str, str | None]:
     """Add, remove or rebuild a dataset's vectors; lock per dataset; upserts by node id."""
     return index_ops.deal_dataset_vector_index(runtime.current().pipeline, dataset_id, action)
