@@ -144,6 +144,7 @@ class Settings(BaseModel):
         default=MAIL_TEMPLATING_TIMEOUT, alias="MAIL_TEMPLATING_TIMEOUT", gt=0, le=60
     )
     sendgrid_api_url: str | None = Field(default=None, alias="SENDGRID_API_URL")
+    mail_brand_title: str | None = Field(default=None, alias="WORKER_MAIL_BRAND_TITLE")
     resend_api_key: SecretStr | None = Field(default=None, alias="RESEND_API_KEY")
     resend_api_url: str | None = Field(default=None, alias="RESEND_API_URL")
     sendgrid_api_key: SecretStr | None = Field(default=None, alias="SENDGRID_API_KEY")

@@ -321,3 +321,19 @@ def test_retries_exhausted_end_failed_with_the_reason(smtp: SMTPServer) -> None:
     assert delivery.status is DeliveryStatus.FAILED
     assert delivery.attempts == mail.MAIL_RETRY.max_retries + 1
     assert "Connection refused" in (delivery.error or "")
+
+
+def test_white_label_mails_carry_the_configured_title(
+    smtp: SMTPServer, database_url: str, tmp_path: Path
+) -> None:
+    runtime.setup(database_url, settings=Settings(
+        mail_type="smtp", smtp_server="127.0.0.1", smtp_port=smtp.port,
+        mail_default_send_from=SENDER, mail_brand_title="Acme AI", storage_local_path=tmp_path,
+    ))  # fmt: skip
+    mail.send_email_code_login_mail_task.delay("en-US", "user@example.com", "445566")
+
+    drain()
+
+    (received,) = smtp.received
+    assert "Acme AI" in received.subject
+    assert "dify" not in (received.subject + received.html).lower().replace("dify.example", "")

@@ -97,6 +97,10 @@ def build_mail(settings: Settings) -> MailService:
         mailer=mailer,
         backend=settings.mail_type.value if settings.mail_type else "none",
         sender=settings.mail_default_send_from or "",
-        renderer=MailRenderer(),
+        # white-label (Dify's branding feature) when a product title is configured
+        renderer=MailRenderer(
+            application_title=settings.mail_brand_title or "Dify",
+            branded=settings.mail_brand_title is None,
+        ),
         console_web_url=settings.console_web_url,
     )
