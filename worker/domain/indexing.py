@@ -141,41 +141,48 @@ def clear_document_index(p: Pipeline, session: orm.Session, source: Source) -> N
 def _insert_segments(
     session: orm.Session, source: Source, planned: Sequence[PlannedSegment]
 ) -> None:
+    """Insert the segments and their child chunks in two multi-row statements."""
     stamp = now()
+    common = {
+        "tenant_id": source.tenant_id,
+        "dataset_id": source.dataset_id,
+        "document_id": source.document_id,
+        "created_by": source.created_by,
+        "indexing_at": stamp,
+    }
+    segments: list[dict[str, object]] = []
+    children: list[dict[str, object]] = []
     for segment in planned:
-        row = DocumentSegment(
-            tenant_id=source.tenant_id,
-            dataset_id=source.dataset_id,
-            document_id=source.document_id,
-            position=segment.position,
-            content=segment.content,
-            word_count=chunking.word_count(segment.content),
-            tokens=segment.tokens,
-            created_by=source.created_by,
-            index_node_id=segment.node_id,
-            index_node_hash=segment.node_hash,
-            status=SegmentStatus.INDEXING,
-            indexing_at=stamp,
+        segment_id = uuid.uuid4()
+        segments.append(
+            {
+                **common,
+                "id": segment_id,
+                "position": segment.position,
+                "content": segment.content,
+                "word_count": chunking.word_count(segment.content),
+                "tokens": segment.tokens,
+                "index_node_id": segment.node_id,
+                "index_node_hash": segment.node_hash,
+                "status": SegmentStatus.INDEXING,
+            }
         )
-        session.add(row)
-        session.flush()
-        for child in segment.children:
-            session.add(
-                ChildChunk(
-                    tenant_id=source.tenant_id,
-                    dataset_id=source.dataset_id,
-                    document_id=source.document_id,
-                    segment_id=row.id,
-                    position=child.position,
-                    content=child.content,
-                    word_count=chunking.word_count(child.content),
-                    created_by=source.created_by,
-                    index_node_id=child.node_id,
-                    index_node_hash=child.node_hash,
-                    indexing_at=stamp,
-                )
-            )
-    session.flush()
+        children.extend(
+            {
+                **common,
+                "segment_id": segment_id,
+                "position": child.position,
+                "content": child.content,
+                "word_count": chunking.word_count(child.content),
+                "index_node_id": child.node_id,
+                "index_node_hash": child.node_hash,
+            }
+            for child in segment.children
+        )
+    if segments:
+        session.execute(sa.insert(DocumentSegment), segments)
+    if children:
+        session.execute(sa.insert(ChildChunk), children)
 
 
 def _load_pending(p: Pipeline, source: Source) -> int:
