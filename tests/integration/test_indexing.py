@@ -349,3 +349,52 @@ def test_dataset_vector_index_update_remove_add(storage: Path, pipeline: Pipelin
     assert document(doc_id).indexing_status is IndexingStatus.COMPLETED
     with pytest.raises(PermanentError, match="action 'explode' is not one of"):
         index_ops.deal_dataset_vector_index(pipeline, dataset_id, "explode")
+
+
+class Crash(BaseException):
+    """A worker dying mid-step (not an Exception: nothing may catch it)."""
+
+
+class CrashingEmbedder(PausingEmbedder):
+    def embed(self, texts: Sequence[str]) -> EmbeddingBatch:
+        raise Crash("worker killed")
+
+
+def two_documents(storage: Path, second: str, second_name: str) -> tuple[str, str, str]:
+    with db.session_scope() as session:
+        dataset = factories.make_dataset(session, factories.make_tenant(session))
+        first = factories.make_upload_document(
+            session, dataset, storage, "a.md", documents.corpus(20).encode(), position=1
+        )
+        other = factories.make_upload_document(
+            session, dataset, storage, second_name, second.encode(), position=2
+        )
+        return str(dataset.id), str(first.id), str(other.id)
+
+
+def test_a_failing_document_does_not_undo_another_documents_completion(
+    storage: Path, pipeline: Pipeline
+) -> None:
+    _, good, bad = two_documents(storage, "%PDF-1.4 bad", "broken.pdf")
+
+    with pytest.raises(PermanentError), db.session_scope(new=True):  # as the job runs it
+        indexing.index_documents(pipeline, [good, bad])
+
+    assert document(good).indexing_status is IndexingStatus.COMPLETED
+    assert document(bad).indexing_status is IndexingStatus.ERROR
+
+
+def test_a_crashed_dataset_rebuild_is_finished_by_its_rerun(
+    storage: Path, pipeline: Pipeline
+) -> None:
+    dataset_id, first, second = two_documents(storage, documents.corpus(20), "b.md")
+    indexing.index_documents(pipeline, [first, second])
+    expected = [counts(pipeline, dataset_id, d)[2] for d in (first, second)]
+    crashing = dataclasses.replace(pipeline, embedder=CrashingEmbedder(first, after=0))
+
+    with pytest.raises(Crash):
+        index_ops.deal_dataset_vector_index(crashing, dataset_id, "update")
+    index_ops.deal_dataset_vector_index(pipeline, dataset_id, "update")  # redelivered
+
+    assert [counts(pipeline, dataset_id, d)[2] for d in (first, second)] == expected
+    assert {document(d).indexing_status for d in (first, second)} == {IndexingStatus.COMPLETED}

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from worker import db, runtime
 from worker.app import app
 from worker.config import Settings
 from worker.domain.models import DeliveryStatus, MailDelivery
-from worker.jobs import FAILURE, RETRY, SUCCESS, AsyncResult, secrets
+from worker.jobs import FAILURE, RETRY, SUCCESS, AsyncResult, admin, secrets
 from worker.tasks import mail, mail_enterprise
 
 SENDER = "Dify <no-reply@dify.example>"
@@ -337,3 +338,36 @@ def test_white_label_mails_carry_the_configured_title(
     (received,) = smtp.received
     assert "Acme AI" in received.subject
     assert "dify" not in (received.subject + received.html).lower().replace("dify.example", "")
+
+
+def test_inner_mail_does_not_resend_to_recipients_already_served(smtp: SMTPServer) -> None:
+    accept = smtp.handler.handle_DATA
+    refusals = {"b@example.com": 1}
+
+    async def handle(server: object, session: object, envelope: Any) -> str:
+        if refusals.get(envelope.rcpt_tos[0]):
+            refusals[envelope.rcpt_tos[0]] -= 1
+            return "451 4.3.0 try later"
+        return await accept(server, session, envelope)
+
+    smtp.handler.handle_DATA = handle  # type: ignore[method-assign]
+    result = mail_enterprise.send_inner_email_task.delay(
+        to=["a@example.com", "b@example.com"], subject="S", body="hi", substitutions={}
+    )
+
+    drain()
+    retry_now()
+    drain()
+
+    assert result.status == SUCCESS
+    assert sorted(r.recipients[0] for r in smtp.received) == ["a@example.com", "b@example.com"]
+
+
+def test_a_failed_job_whose_code_was_erased_cannot_be_retried(smtp: SMTPServer) -> None:
+    smtp.handler.data_replies.append("550 5.7.1 rejected")
+    result = mail.send_reset_password_mail_task.delay("en-US", "u@example.com", "123456")
+    drain()
+    assert result.status == FAILURE
+
+    with pytest.raises(admin.JobCommandError, match="secret argument"), db.session_scope() as s:
+        admin.retry_job(s, result.id)

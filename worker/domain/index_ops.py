@@ -132,22 +132,25 @@ def deal_dataset_vector_index(p: Pipeline, dataset_id: str, action: str) -> dict
             p.vectors.delete_collection(session, collection)
         if chosen is VectorIndexAction.REMOVE:
             return {}
-        document_ids = _mark_indexing(session, dataset)
+        document_ids = _eligible(session, dataset)
     return indexing.each_document(document_ids, lambda d: _rebuild_document(p, d))
 
 
-def _mark_indexing(session: orm.Session, dataset_id: uuid.UUID) -> list[str]:
-    eligible = sa.and_(
-        Document.dataset_id == dataset_id,
-        Document.indexing_status == IndexingStatus.COMPLETED,
-        Document.enabled.is_(True),
-        Document.archived.is_(False),
-    )
-    ids = [str(i) for i in session.scalars(sa.select(Document.id).where(eligible))]
-    session.execute(
-        sa.update(Document).where(eligible).values(indexing_status=IndexingStatus.INDEXING)
-    )
-    return ids
+def _eligible(session: orm.Session, dataset_id: uuid.UUID) -> list[str]:
+    """Completed, enabled, unarchived documents. Unlike Dify, they stay ``completed`` while
+    their vectors are rebuilt: a crashed rebuild's re-run then finds every one of them again
+    (Dify's flip to ``indexing`` would hide the unfinished ones from it)."""
+    return [
+        str(i)
+        for i in session.scalars(
+            sa.select(Document.id).where(
+                Document.dataset_id == dataset_id,
+                Document.indexing_status == IndexingStatus.COMPLETED,
+                Document.enabled.is_(True),
+                Document.archived.is_(False),
+            )
+        )
+    ]
 
 
 def _rebuild_document(p: Pipeline, document_id: str) -> str | None:
@@ -157,12 +160,6 @@ def _rebuild_document(p: Pipeline, document_id: str) -> str | None:
     source, _ = loaded
     try:
         _reindex_segments(p, source, enabled_only=True)
-        with db.session_scope(new=True) as session:
-            session.execute(
-                sa.update(Document)
-                .where(Document.id == source.document_id)
-                .values(indexing_status=IndexingStatus.COMPLETED, error=None)
-            )
     except DomainError as exc:
         indexing.fail(document_id, exc)
         raise

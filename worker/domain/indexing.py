@@ -9,7 +9,7 @@ embedded outside any transaction; each step's writes commit in their own short t
    document are replaced by the new ones in one transaction (stable node ids: no duplicates);
 3. ``indexing``: segments are embedded and loaded batch by batch; each batch's vectors and its
    segments' ``completed`` status commit together. The pause flag is checked before each batch;
-4. ``completed``: tokens, latency; this last write joins the job's own transaction.
+4. ``completed``: tokens, latency, in a last short transaction.
 
 Re-running resumes by status: ``indexing`` loads only the segments not yet completed; earlier
 statuses start over from the source. Every failure ends in ``error`` with the message on the
@@ -303,8 +303,10 @@ def write_index(
 
 
 def _complete(document_id: uuid.UUID, tokens: int, latency: float) -> None:
-    # joins the job's own transaction: the final status commits with the job's outcome
-    with db.session_scope() as session:
+    # Its own short transaction, not the job's: a job indexing several documents must not
+    # lose one's completion when a later one fails, nor hold its row lock meanwhile. A re-run
+    # finds the document completed and leaves it alone.
+    with db.session_scope(new=True) as session:
         session.execute(
             sa.update(Document)
             .where(Document.id == document_id)

@@ -6,8 +6,9 @@ Each message goes through three short steps, keyed by (job id, recipient):
    already ``sent`` means a redelivered job: nothing is sent again;
 2. send: render and hand over to the backend, outside any transaction;
 3. record: ``sent`` with the provider's id or the SMTP reply, in the job's own transaction (it
-   commits with the job's outcome); a refusal is recorded ``retrying`` (transient) or ``failed``
-   (permanent) in its own transaction, then raised so the job retries or fails visibly.
+   commits with the job's outcome; for a job with several recipients, each in its own); a
+   refusal is recorded ``retrying`` (transient) or ``failed`` (permanent) in its own
+   transaction, then raised so the job retries or fails visibly.
 
 A crash between 2 and 3 can send a message twice: e-mail is at least once. Mail not configured
 (``MAIL_TYPE`` unset) fails the job with that reason instead of pretending to succeed.
@@ -122,6 +123,7 @@ def send_raw(
             language=resolve_language(None).value,
             message=Message(sender=service.sender, to=recipient, subject=subject, html=html),
             final_attempt=final_attempt,
+            join_job=len(checked) == 1,
         )
         for recipient in checked
     }
@@ -136,8 +138,10 @@ def deliver(
     language: str,
     message: Message,
     final_attempt: bool = True,
+    join_job: bool = True,
 ) -> dict[str, str | None]:
-    """Claim, send and record one message (see the module docstring)."""
+    """Claim, send and record one message (see the module docstring); ``join_job=False`` when
+    the job sends several, so that each ``sent`` record commits at once."""
     build(message)  # every header checked before anything is recorded or sent
     previous = _claim(service, job_id, mail_type, language, message.to)
     if previous is not None:
@@ -153,7 +157,7 @@ def deliver(
     except DomainError as exc:
         _record_refusal(job_id, message.to, exc, final_attempt=final_attempt)
         raise
-    _record_sent(job_id, message.to, receipt)
+    _record_sent(job_id, message.to, receipt, join_job=join_job)
     logger.info(
         "mail %s of job %s sent through %s",
         mail_type,
@@ -206,8 +210,11 @@ def _claim(
     return None
 
 
-def _record_sent(job_id: int, recipient: str, receipt: Receipt) -> None:
-    with db.session_scope() as session:  # joins the job's transaction
+def _record_sent(job_id: int, recipient: str, receipt: Receipt, *, join_job: bool) -> None:
+    # A single message's record joins the job's transaction (it commits with the job's outcome);
+    # with several recipients each record commits at once, or a later refusal would roll the
+    # earlier ones back and they would be sent again.
+    with db.session_scope(new=not join_job) as session:
         session.execute(
             sa.update(MailDelivery)
             .where(MailDelivery.job_id == job_id, MailDelivery.recipient == recipient)

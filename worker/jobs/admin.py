@@ -13,7 +13,7 @@ from sqlalchemy import orm
 
 from worker.app import app
 from worker.domain import sql
-from worker.jobs import deferring
+from worker.jobs import deferring, secrets
 from worker.jobs.results import job_state
 from worker.jobs.task import CeleryTask, InvalidTaskArguments
 
@@ -138,6 +138,15 @@ def retry_job(session: orm.Session, job_id: int) -> None:
     status, queueing_lock = _lock_row(session, job_id)
     if status != "failed":
         raise JobCommandError(f"job {job_id} is {status}; only failed jobs can be retried")
+    task_name, args = session.execute(
+        sa.text("SELECT task_name, args FROM procrastinate_jobs WHERE id = :id"), {"id": job_id}
+    ).one()
+    masked = [n for n in secrets.names_for(task_name) if args.get(n) == secrets.MASK]
+    if masked:
+        raise JobCommandError(
+            f"job {job_id} cannot be retried: its secret argument(s) {', '.join(masked)} were "
+            "erased when it ended; defer a new job with fresh values"
+        )
     if queueing_lock is not None:
         waiting = session.execute(
             sa.text(sql.queries()["waiting_job_with_queueing_lock"]),

@@ -83,5 +83,7 @@ def record_row(
         statement.on_conflict_do_update(
             index_elements=[TaskResult.job_id],
             set_={key: statement.excluded[key] for key in values if key != "job_id"},
+            # a committed SUCCESS is final: a late duplicate run's failure does not replace it
+            where=TaskResult.status != OutcomeStatus.SUCCESS,
         )
     )
