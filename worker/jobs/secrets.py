@@ -10,6 +10,7 @@ which ``manage.py`` installs on its log handler.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -55,12 +56,32 @@ def _secret_values(job: Mapping[str, Any]) -> list[str]:
     return [str(kwargs[name]) for name in names if kwargs.get(name) not in (None, "", MASK)]
 
 
+def _keyword_pattern() -> re.Pattern[str] | None:
+    """``name='value'`` for every registered secret name, as in procrastinate's call strings."""
+    with _lock:
+        names = sorted(set().union(*_secret_args.values())) if _secret_args else []
+    if not names:
+        return None
+    alternatives = "|".join(re.escape(name) for name in names)
+    return re.compile(rf"\b({alternatives})=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")")
+
+
 class RedactSecrets(logging.Filter):
-    """Masks the secret arguments of the job a log record is about, in its message and extras."""
+    """Masks the secret arguments of the job a log record is about, in its message and extras.
+
+    A record with no ``job`` extra (procrastinate's "Waiting for job to finish: ...(code='...')"
+    at shutdown) still has any ``<secret name>='...'`` in its message masked.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         job = getattr(record, "job", None)
         if not isinstance(job, Mapping):
+            pattern = _keyword_pattern()
+            if pattern is not None and record.name.startswith("procrastinate"):
+                message = record.getMessage()
+                masked = pattern.sub(lambda m: f"{m.group(1)}='{MASK}'", message)
+                if masked != message:
+                    record.msg, record.args = masked, ()
             return True
         secrets = _secret_values(job)
         if not secrets:
