@@ -398,3 +398,36 @@ def test_a_crashed_dataset_rebuild_is_finished_by_its_rerun(
 
     assert [counts(pipeline, dataset_id, d)[2] for d in (first, second)] == expected
     assert {document(d).indexing_status for d in (first, second)} == {IndexingStatus.COMPLETED}
+
+
+def test_a_failed_notion_sync_is_done_again_by_the_next_one(
+    httpserver: HTTPServer, database_url: str, storage: Path
+) -> None:
+    runtime.setup(database_url, settings=Settings(
+        storage_local_path=storage, notion_integration_token="secret",
+        notion_api_base_url=httpserver.url_for("/v1"),
+    ))  # fmt: skip
+    pipeline = runtime.current().pipeline
+    httpserver.expect_request("/v1/pages/p1").respond_with_json(
+        {"id": "p1", "last_edited_time": "2026-11-02T10:00:00.000Z"}
+    )
+    httpserver.expect_oneshot_request("/v1/blocks/p1/children").respond_with_json(
+        {"message": "upstream down"}, status=502
+    )
+    with db.session_scope() as session:
+        dataset = factories.make_dataset(session, factories.make_tenant(session))
+        doc = factories.make_document(
+            session, dataset, data_source_type=DataSourceType.NOTION_IMPORT,
+            data_source_info={"notion_page_id": "p1", "type": "page",
+                              "last_edited_time": "2026-11-01T10:00:00.000Z"},
+        )  # fmt: skip
+        doc_id = str(doc.id)
+
+    with pytest.raises(TransientError):
+        indexing.sync_notion_document(pipeline, doc_id)
+    assert document(doc_id).indexing_status is IndexingStatus.ERROR
+    assert document(doc_id).data_source_info["last_edited_time"].startswith("2026-11-01")  # type: ignore[index]
+
+    notion_server(httpserver, "2026-11-02T10:00:00.000Z", "Back online.")
+    assert indexing.sync_notion_document(pipeline, doc_id) == "completed"
+    assert document(doc_id).data_source_info["last_edited_time"].startswith("2026-11-02")  # type: ignore[index]

@@ -407,7 +407,11 @@ def each_document(
 
 
 def sync_notion_document(p: Pipeline, document_id: str) -> str | None:
-    """Re-index a Notion document if its page changed since the last import; else a no-op."""
+    """Re-index a Notion document if its page changed since the last import; else a no-op.
+
+    The page's new ``last_edited_time`` is stored only once the re-import completed, so a sync
+    that crashed or failed is done again by the next one instead of being taken as done.
+    """
     loaded = sources.load_if_exists(document_id, purpose="sync")
     if loaded is None:
         return None
@@ -424,7 +428,8 @@ def sync_notion_document(p: Pipeline, document_id: str) -> str | None:
         edited = client.last_edited_time(page_id, page_type)
     finally:
         client.close()
-    if edited == source.data_source_info.get("last_edited_time"):
+    unchanged = edited == source.data_source_info.get("last_edited_time")
+    if unchanged and status is IndexingStatus.COMPLETED:
         logger.info(
             "notion page of document %s unchanged since %s: nothing to sync",
             document_id,
@@ -432,16 +437,15 @@ def sync_notion_document(p: Pipeline, document_id: str) -> str | None:
             extra={"action": "notion_sync_unchanged", "document_id": document_id},
         )
         return status.value
-    with db.session_scope(new=True) as session:
-        session.execute(
-            sa.update(Document)
-            .where(Document.id == source.document_id)
-            .values(
-                data_source_info={**source.data_source_info, "last_edited_time": edited},
-                indexing_status=IndexingStatus.WAITING,
+    outcome = index_document(p, document_id, restart=True)
+    if outcome == IndexingStatus.COMPLETED.value:
+        with db.session_scope(new=True) as session:
+            session.execute(
+                sa.update(Document)
+                .where(Document.id == source.document_id)
+                .values(data_source_info={**source.data_source_info, "last_edited_time": edited})
             )
-        )
-    return index_document(p, document_id, restart=True)
+    return outcome
 
 
 def stuck_documents(
