@@ -30,6 +30,16 @@ class TemplatingMode(enum.StrEnum):
     DISABLED = "disabled"
 
 
+#: Longest text or list a template may build with ``*``.
+MAX_REPEATED_LENGTH = 1_000_000
+#: Largest integer (in bits) a template may build with ``**``.
+MAX_RESULT_BITS = 100_000
+
+
+def _bits(value: int | float) -> int:
+    return value.bit_length() if isinstance(value, int) else 64
+
+
 class _Deadline(Exception):
     """Internal: rendering ran past its wall-clock limit."""
 
@@ -42,6 +52,8 @@ class _TimedSandbox(ImmutableSandboxedEnvironment):
     """
 
     deadline = float("inf")
+    #: ``*`` and ``**`` can build huge numbers or strings in one step, between two clock reads.
+    intercepted_binops = frozenset({"*", "**"})
 
     def __init__(self, **options: Any) -> None:
         super().__init__(finalize=self._finalize, **options)
@@ -53,6 +65,21 @@ class _TimedSandbox(ImmutableSandboxedEnvironment):
     def _check(self) -> None:
         if time.monotonic() > self.deadline:
             raise _Deadline
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        self._check()
+        if operator == "**":
+            numbers = all(isinstance(v, int | float) for v in (left, right))
+            if not numbers or abs(right) > 100 or _bits(left) * abs(right) > MAX_RESULT_BITS:
+                raise SecurityError("powers this large are not allowed in mail templates")
+            return left**right
+        sizes = [len(v) for v in (left, right) if isinstance(v, str | list | tuple)]
+        counts = [abs(v) for v in (left, right) if isinstance(v, int)]
+        if sizes and counts and sizes[0] * counts[0] > MAX_REPEATED_LENGTH:
+            raise SecurityError(
+                f"repeating text beyond {MAX_REPEATED_LENGTH} characters is not allowed"
+            )
+        return super().call_binop(context, operator, left, right)
 
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         self._check()
