@@ -30,6 +30,10 @@ logger = logging.getLogger(__name__)
 POOL_HEADROOM = 4
 
 
+class WorkerStopped(Exception):
+    """A queue's worker stopped without being asked to (its logs say why)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class WorkerPlan:
     """Which queues one process serves, how many jobs of each it runs at once, and its timings."""
@@ -131,8 +135,15 @@ async def _run_until(stop: asyncio.Event, plan: WorkerPlan) -> None:
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait([waiter, *running], return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
+    ended = [w.worker_name for w, task in zip(workers, running, strict=True) if task.done()]
     if stop.is_set():
         logger.info("stop requested: draining running jobs", extra={"action": "worker_drain"})
+    else:
+        logger.error(
+            "worker(s) %s stopped on their own: stopping the others",
+            ", ".join(map(str, ended)),
+            extra={"action": "worker_lost"},
+        )
     for task in running:
         task.cancel()
     results = await asyncio.gather(*running, return_exceptions=True)
@@ -146,6 +157,10 @@ async def _run_until(stop: asyncio.Event, plan: WorkerPlan) -> None:
     ]
     if failures:
         raise failures[0]
+    if not stop.is_set():
+        # e.g. a side task (heartbeat, LISTEN) failed on a database outage: exit non-zero so
+        # that the supervisor restarts the process
+        raise WorkerStopped(f"the worker for queue(s) {', '.join(map(str, ended))} stopped")
     logger.info("worker stopped", extra={"action": "worker_stop"})
 
 

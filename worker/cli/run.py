@@ -9,7 +9,7 @@ from typing import Any
 from worker import queues, runtime, schema
 from worker.cli.errors import CommandError, reaching
 from worker.config import Settings, parse_concurrency
-from worker.server import WorkerPlan, serve
+from worker.server import WorkerPlan, WorkerStopped, serve
 
 
 def add_commands(commands: Any) -> None:
@@ -50,7 +50,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
                 f"schema at {','.join(state.current) or 'empty'}, head is {state.head}: "
                 "run `manage.py migrate` first"
             )
-        asyncio.run(serve(url, plan, settings))
+        try:
+            asyncio.run(serve(url, plan, settings))
+        except WorkerStopped as exc:
+            raise CommandError(f"{exc}; see the log above") from exc
     return 0
 
 
