@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NoReturn
 
 from worker import db, queues, recovery, runtime
 from worker.app import app
@@ -28,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 #: Connections beyond the sum of concurrencies: fetch loops, heartbeats, finishing jobs.
 POOL_HEADROOM = 4
+#: Seconds past ``shutdown_timeout`` given to procrastinate's own abort before leaving jobs.
+SHUTDOWN_GRACE = 5.0
 
 
 class WorkerStopped(Exception):
@@ -146,6 +150,15 @@ async def _run_until(stop: asyncio.Event, plan: WorkerPlan) -> None:
         )
     for task in running:
         task.cancel()
+    _, pending = await asyncio.wait(running, timeout=plan.shutdown_timeout + SHUTDOWN_GRACE)
+    if pending:
+        _abandon_running_jobs(
+            [
+                str(w.worker_name)
+                for w, task in zip(workers, running, strict=True)
+                if task in pending
+            ]
+        )
     results = await asyncio.gather(*running, return_exceptions=True)
     for task in side:
         task.cancel()
@@ -162,6 +175,24 @@ async def _run_until(stop: asyncio.Event, plan: WorkerPlan) -> None:
         # that the supervisor restarts the process
         raise WorkerStopped(f"the worker for queue(s) {', '.join(map(str, ended))} stopped")
     logger.info("worker stopped", extra={"action": "worker_stop"})
+
+
+def _abandon_running_jobs(queues: list[str]) -> NoReturn:
+    """Exit now, leaving jobs that outlived the shutdown timeout to the recovery sweep.
+
+    Sync tasks cannot be interrupted mid-step, and the interpreter would wait for their threads
+    at exit. Leaving is as safe as a SIGKILL: their transactions roll back, their heartbeat
+    stops, and another worker re-queues them after ``WORKER_STALLED_AFTER``; they resume by
+    their rows' state.
+    """
+    logger.warning(
+        "jobs of %s still running after the shutdown timeout: exiting without them; "
+        "the recovery sweep of another worker will run them again",
+        ", ".join(queues),
+        extra={"action": "worker_abandon_jobs"},
+    )
+    logging.shutdown()
+    os._exit(0)
 
 
 async def _beat(workers: list[TaskLayerWorker], interval: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -118,3 +119,22 @@ def test_every_queue_is_served_when_no_queue_is_named(
 
     assert [job.get(timeout=30) is not None for job in jobs] == [True, True, True]
     assert all(AsyncResult(job.id).status == SUCCESS for job in jobs)
+
+
+def test_jobs_outliving_the_shutdown_timeout_are_left_to_recovery(
+    database_url: str, workers: list[WorkerProcess]
+) -> None:
+    impatient = WorkerProcess(database_url, env={"WORKER_SHUTDOWN_TIMEOUT": "1"})
+    workers.append(impatient)
+    result = sample_tasks.slow_tenant.delay("outlived", seconds=15.0)
+    wait_until(lambda: result.status == STARTED, message="the job never started")
+
+    started = time.monotonic()
+    assert impatient.stop(timeout=30) == 0
+    assert time.monotonic() - started < 12, "exits within the timeout plus the grace period"
+    assert "still running after the shutdown timeout" in impatient.output()
+
+    successor = WorkerProcess(database_url)
+    workers.append(successor)
+    assert result.get(timeout=60) == "outlived"
+    assert tenants("outlived") == 1

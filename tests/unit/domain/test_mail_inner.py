@@ -26,7 +26,8 @@ def test_substitutions_are_rendered_and_escaped() -> None:
         ("{{ ((10 ** 100) ** 100) ** 100 }}", "powers this large"),
         ("{{ ('x' * 300000000) | length }}", "repeating text"),
         (
-            "{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}",
+            "{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}"
+            "{% endfor %}{% endfor %}",
             "took longer than 0.5 s",
         ),
         ("{{ missing }}", "is not a valid template"),
