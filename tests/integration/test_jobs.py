@@ -13,6 +13,7 @@ from procrastinate import JobContext
 from procrastinate.jobs import Job
 
 from tests import sample_tasks
+from tests.inprocess import drain
 from worker import db, runtime
 from worker.app import app
 from worker.domain.models import Tenant
@@ -34,18 +35,6 @@ from worker.jobs import (
 def task_layer(database_url: str) -> Iterator[runtime.Runtime]:
     yield runtime.setup(database_url)
     runtime.teardown()
-
-
-def drain(queues: list[str] | None = None) -> None:
-    """Run a worker in this process until nothing is left to fetch."""
-
-    async def run() -> None:
-        async with app.open_async():
-            await app.run_worker_async(
-                queues=queues, wait=False, install_signal_handlers=False, listen_notify=False
-            )
-
-    asyncio.run(run())
 
 
 def count(statement: sa.Select[tuple[int]]) -> int:

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from pytest_httpserver import HTTPServer
 
+from tests.inprocess import drain as drain_queues
 from tests.smtp import SMTPServer
 from worker import db, runtime
 from worker.app import app
@@ -24,13 +25,7 @@ SENDER = "Dify <no-reply@dify.example>"
 
 
 def drain() -> None:
-    async def run() -> None:
-        async with app.open_async():
-            await app.run_worker_async(
-                queues=["mail"], wait=False, install_signal_handlers=False, listen_notify=False
-            )
-
-    asyncio.run(run())
+    drain_queues(["mail"])
 
 
 def retry_now() -> None:

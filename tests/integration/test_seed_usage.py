@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests import documents, factories
+from tests.inprocess import drain
 from tests.smtp import SMTPServer
 from worker import db, runtime
 from worker.app import app
@@ -21,14 +22,6 @@ from worker.domain import indexing
 #      from celery import group
 from worker.jobs import AsyncResult, group
 from worker.tasks import add_document_to_index_task, send_invite_member_mail_task
-
-
-def drain() -> None:
-    async def run() -> None:
-        async with app.open_async():
-            await app.run_worker_async(wait=False, install_signal_handlers=False)
-
-    asyncio.run(run())
 
 
 @pytest.fixture(autouse=True)

@@ -135,13 +135,11 @@ def retry_job(session: orm.Session, job_id: int) -> None:
     JobCommandError
         No such job, the job is not failed, or a duplicate already waits with its queueing lock.
     """
-    status, queueing_lock = _lock_row(session, job_id)
+    row = _lock_row(session, job_id)
+    status, queueing_lock = str(row.status), row.queueing_lock
     if status != "failed":
         raise JobCommandError(f"job {job_id} is {status}; only failed jobs can be retried")
-    task_name, args = session.execute(
-        sa.text("SELECT task_name, args FROM procrastinate_jobs WHERE id = :id"), {"id": job_id}
-    ).one()
-    masked = [n for n in secrets.names_for(task_name) if args.get(n) == secrets.MASK]
+    masked = [n for n in secrets.names_for(row.task_name) if row.args.get(n) == secrets.MASK]
     if masked:
         raise JobCommandError(
             f"job {job_id} cannot be retried: its secret argument(s) {', '.join(masked)} were "
@@ -168,7 +166,7 @@ def cancel_job(session: orm.Session, job_id: int) -> str:
     JobCommandError
         No such job, or it has already finished.
     """
-    status, _ = _lock_row(session, job_id)
+    status = str(_lock_row(session, job_id).status)
     if status not in ("todo", "doing"):
         raise JobCommandError(f"job {job_id} is {status}; only waiting or running jobs cancel")
     session.execute(sa.text(sql.queries()["cancel_job"]), {"id": job_id, "abort": True})
@@ -214,8 +212,9 @@ def parse_arguments(text: str) -> dict[str, Any]:
     return value
 
 
-def _lock_row(session: orm.Session, job_id: int) -> tuple[str, str | None]:
+def _lock_row(session: orm.Session, job_id: int) -> sa.Row[Any]:
+    """The job's row (status, queueing lock, task name, arguments), locked."""
     row = session.execute(sa.text(sql.queries()["lock_job_row"]), {"id": job_id}).one_or_none()
     if row is None:
         raise JobCommandError(f"no job with id {job_id}")
-    return str(row.status), row.queueing_lock
+    return row

@@ -12,19 +12,6 @@ from sqlalchemy.dialects.postgresql import insert
 
 from worker.domain.models import OutcomeStatus, TaskResult
 
-#: First key of the two-key advisory locks that serialise runs of one job.
-JOB_LOCK_NAMESPACE = 0x6A6F62  # "job"
-
-
-def lock_job(session: orm.Session, job_id: int) -> None:
-    """Serialise runs of one job: a second run waits until the first one's transaction ends."""
-    session.execute(sa.select(sa.func.pg_advisory_xact_lock(JOB_LOCK_NAMESPACE, job_id % 2**31)))
-
-
-def load(session: orm.Session, job_id: int) -> TaskResult | None:
-    """The recorded outcome of ``job_id``, if any."""
-    return session.get(TaskResult, job_id, populate_existing=True)
-
 
 def record(
     session: orm.Session,

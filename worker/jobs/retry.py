@@ -73,15 +73,6 @@ class Retry(BaseRetryStrategy):
             return None
         return RetryDecision(retry_in={"seconds": int(self.delay(job.attempts + 1))})
 
-    def describe(self) -> dict[str, Any]:
-        """The policy as plain values, for ``jobs show``."""
-        return {
-            "max_retries": self.max_retries,
-            "default_retry_delay": self.default_retry_delay,
-            "backoff": self.backoff,
-            "retry_on": [t.__name__ for t in self.retry_on],
-        }
-
 
 #: No retry at all: the first failure is final.
 NO_RETRY = Retry(max_retries=0)

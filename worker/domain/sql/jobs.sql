@@ -29,7 +29,7 @@ SELECT j.id, j.queue_name, j.task_name, j.status, j.attempts, j.priority, j.lock
 
 -- lock_job_row --
 -- The job's status, locked against a concurrent worker while an admin command changes it.
-SELECT status, queueing_lock FROM procrastinate_jobs WHERE id = :id FOR UPDATE
+SELECT status, queueing_lock, task_name, args FROM procrastinate_jobs WHERE id = :id FOR UPDATE
 
 -- retry_failed_job --
 -- A failed job goes back to the queue now (failed -> todo).
