@@ -9,24 +9,29 @@ addresses or credentials, HTTP 4xx). Nothing is swallowed.
 from __future__ import annotations
 
 import logging
-import re
 import smtplib
 import ssl
 from dataclasses import dataclass
-from email import policy
-from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import make_msgid
 from typing import Protocol
 
 from worker.domain.errors import PermanentError, TransientError
+from worker.domain.mail_headers import bare, check_address, check_header, compose, serialize
+
+__all__ = [
+    "Mailer",
+    "Message",
+    "Receipt",
+    "SMTPMailer",
+    "build",
+    "check_address",  # re-exported: the mail services check arguments with them
+    "check_header",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Seconds an SMTP connection may take to answer (Dify's value).
 SMTP_TIMEOUT = 10.0
-
-_ADDRESS = re.compile(r"^[^@\s<>\"(),;:\\\[\]]+@[^@\s<>\"(),;:\\\[\]]+\.[^@\s<>\"(),;:\\\[\]]+$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,51 +62,20 @@ class Mailer(Protocol):
         ...
 
 
-def check_header(value: str, what: str) -> str:
-    """``value`` if it can go in a header; CR or LF would inject headers.
-
-    Raises
-    ------
-    PermanentError
-        ``value`` contains a line break.
-    """
-    if "\r" in value or "\n" in value:
-        raise PermanentError(f"{what} contains a line break (CR/LF), refusing to send")
-    return value
-
-
-def check_address(address: str, what: str = "recipient") -> str:
-    """A bare e-mail address (``user@example.com``), checked before anything is sent.
-
-    Raises
-    ------
-    PermanentError
-        Line breaks, display names, or not an address at all.
-    """
-    check_header(address, what)
-    if not _ADDRESS.match(address.strip()):
-        raise PermanentError(f"{what} {address!r} is not a valid e-mail address")
-    return address.strip()
-
-
 def build(message: Message) -> EmailMessage:
-    """The MIME message (HTML body), with every header checked for injection."""
-    email = EmailMessage()
-    email["From"] = check_header(message.sender, "sender")
-    email["To"] = check_address(message.to)
-    email["Subject"] = check_header(message.subject, "subject")
-    domain = Address(addr_spec=check_address(_bare(message.sender), "sender")).domain
-    email["Message-ID"] = make_msgid(domain=domain)
+    """The MIME message (HTML body) with every header checked (``mail_headers.compose``) and
+    proven to serialise as set (``mail_headers.serialize``, which gives the bytes to send).
+
+    Raises
+    ------
+    PermanentError
+        A header value could add a header or a line, or an address is invalid.
+    """
+    email = compose(sender=message.sender, to=message.to, subject=message.subject)
     # quoted-printable keeps every line under SMTP's 998-character limit
     email.set_content(message.html, subtype="html", cte="quoted-printable")
+    serialize(email)
     return email
-
-
-def _bare(sender: str) -> str:
-    """The address of ``Name <addr@host>`` or of a bare address."""
-    if "<" in sender and sender.rstrip().endswith(">"):
-        return sender[sender.rindex("<") + 1 : sender.rstrip().rindex(">")]
-    return sender
 
 
 class SMTPMailer:
@@ -134,13 +108,14 @@ class SMTPMailer:
 
     def send(self, message: Message) -> Receipt:
         email = build(message)
+        data = serialize(email)
         try:
             with self._connect() as smtp:
                 if self._starttls:
                     smtp.starttls(context=self._ssl_context)
                 if self._username and self._password:
                     smtp.login(self._username, self._password)
-                code, reply = self._transfer(smtp, email)
+                code, reply = self._transfer(smtp, message, data)
         except smtplib.SMTPResponseException as exc:
             raise _reply_error(exc.smtp_code, exc.smtp_error, self.server) from exc
         except smtplib.SMTPRecipientsRefused as exc:
@@ -160,16 +135,18 @@ class SMTPMailer:
         return smtplib.SMTP(self.server, self.port, timeout=self._timeout)
 
     @staticmethod
-    def _transfer(smtp: smtplib.SMTP, email: EmailMessage) -> tuple[int, str]:
-        """MAIL, RCPT, DATA for the single recipient; the server's final reply."""
+    def _transfer(smtp: smtplib.SMTP, message: Message, data: bytes) -> tuple[int, str]:
+        """MAIL, RCPT, DATA for the single recipient; the server's final reply.
+
+        The envelope takes the checked addresses as given, never a header's decoded text."""
         smtp.ehlo_or_helo_if_needed()
-        sender = _bare(str(email["From"]))
-        for command, argument in (("mail", sender), ("rcpt", str(email["To"]))):
+        envelope = (("mail", bare(message.sender)), ("rcpt", message.to.strip()))
+        for command, argument in envelope:
             code, text = getattr(smtp, command)(argument)
             if code >= 400:
                 smtp.rset()
                 raise smtplib.SMTPResponseException(code, text)
-        code, text = smtp.data(email.as_bytes(policy=policy.SMTP))
+        code, text = smtp.data(data)
         if code >= 400:
             raise smtplib.SMTPResponseException(code, text)
         return code, text.decode(errors="replace") if isinstance(text, bytes) else str(text)
