@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic import model_validator as _model_validator
 
 from worker import queues
+from worker.domain import mail_headers
 from worker.domain.mail_inner import TemplatingMode
 
 #: Where the embedded PostgreSQL keeps its data when ``DATABASE_URL`` is unset.
@@ -206,6 +207,26 @@ class Settings(BaseModel):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @field_validator("mail_default_send_from")
+    @classmethod
+    def _check_sender(cls, value: str | None) -> str | None:
+        # it becomes the From header of every mail: nothing in it may add a header or a line
+        reason = mail_headers.sender_problem(value) if value is not None else None
+        if reason:
+            raise ValueError(f"{reason}; expected 'address' or 'Name <address>'")
+        return value
+
+    @field_validator("mail_brand_title")
+    @classmethod
+    def _check_brand_title(cls, value: str | None) -> str | None:
+        # it goes into mail subjects: nothing in it may add a header or a line
+        if value is not None and not value.strip():
+            raise ValueError("must not be blank")
+        reason = mail_headers.problem(value) if value is not None else None
+        if reason:
+            raise ValueError(f"{reason}; it goes into mail subjects")
+        return value
 
     @field_validator(
         "console_web_url",

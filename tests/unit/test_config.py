@@ -108,3 +108,49 @@ def test_settings_are_frozen_and_built_by_field_name_in_tests() -> None:
     assert settings.smtp_port == 2525
     with pytest.raises(pydantic.ValidationError):
         settings.smtp_port = 25  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"WORKER_MAIL_BRAND_TITLE": "Lab =?utf-8?q?x=0D=0ABcc:_evil@attacker.test?="},
+            "WORKER_MAIL_BRAND_TITLE: contains an RFC 2047 encoded word that decodes to a line",
+        ),
+        (
+            {"WORKER_MAIL_BRAND_TITLE": "Lab =?utf-8?b?eA0KQmNjOiBldmlsQGF0dGFja2VyLnRlc3Q=?="},
+            "WORKER_MAIL_BRAND_TITLE: contains an RFC 2047 encoded word",
+        ),
+        (
+            {"WORKER_MAIL_BRAND_TITLE": "Acme\nBcc: evil@attacker.test"},
+            "WORKER_MAIL_BRAND_TITLE: contains a line break",
+        ),
+        (
+            {"MAIL_DEFAULT_SEND_FROM": "=?utf-8?q?Dify=0ABcc:_e@a.test?= <no-reply@dify.example>"},
+            "MAIL_DEFAULT_SEND_FROM: name contains an RFC 2047 encoded word",
+        ),
+        (
+            {"MAIL_DEFAULT_SEND_FROM": "no-reply@dify.example, evil@attacker.test"},
+            "MAIL_DEFAULT_SEND_FROM: address",
+        ),
+    ],
+)
+def test_mail_settings_that_could_inject_headers_are_refused_in_one_line(
+    env: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_ordinary_mail_names_are_accepted() -> None:
+    settings = Settings.from_env(
+        {
+            "WORKER_MAIL_BRAND_TITLE": "Acme AI 智能",
+            "MAIL_DEFAULT_SEND_FROM": '"Acme, Inc." <a@acme.example>',
+        }
+    )
+
+    assert settings.mail_brand_title == "Acme AI 智能"
