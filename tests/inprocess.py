@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
-from worker.app import app
+from worker import queues as queue_names
+from worker import runtime
+from worker.jobs.runner import Runner, RunnerOptions
 
 
-def drain(queues: list[str] | None = None) -> None:
-    """Run a worker (every queue, or ``queues``) in this process until nothing is fetchable."""
+def drain(queues: list[str] | None = None, *, max_lost_runs: int = 3) -> None:
+    """Run the worker's job loop (every queue, or ``queues``) in this process until nothing is
+    fetchable and nothing runs."""
+    names = queues or list(queue_names.ALL_QUEUES)
+    options = RunnerOptions(
+        concurrency={name: queue_names.DEFAULT_CONCURRENCY.get(name, 2) for name in names},
+        heartbeat_interval=10,
+        stalled_after=60,
+        recovery_interval=15,
+        max_lost_runs=max_lost_runs,
+        listen=False,
+        recover=False,
+    )
 
     async def run() -> None:
-        async with app.open_async():
-            await app.run_worker_async(
-                queues=queues, wait=False, install_signal_handlers=False, listen_notify=False
-            )
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="task") as executor:
+            await Runner(runtime.current().database_url, options, executor).run_until_idle()
 
     asyncio.run(run())

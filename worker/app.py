@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import procrastinate
-import procrastinate.worker
 
 from worker import db
 from worker.jobs.connector import TxAwarePsycopgConnector, UnboundConnector
@@ -30,14 +29,14 @@ def task_modules() -> list[str]:
 
 
 class TaskLayerApp(procrastinate.App):
-    """procrastinate's App whose workers (``run_worker_async``, procrastinate's CLI) are
-    :class:`~worker.jobs.worker.TaskLayerWorker`: they skip finishing jobs that our tasks already
-    finished in their own transaction."""
+    """procrastinate's App, whose own worker must not run our jobs: they are fenced runs with
+    columns and outcomes of ours, run by ``manage.py worker`` (``worker.jobs.runner``)."""
 
-    def _worker(self, **kwargs: Any) -> procrastinate.worker.Worker:
-        from worker.jobs.worker import TaskLayerWorker
-
-        return TaskLayerWorker(app=self, **{**self.worker_defaults, **kwargs})
+    async def run_worker_async(self, **kwargs: Any) -> None:
+        raise NotImplementedError(
+            "procrastinate's worker does not run this task layer's jobs: use `python manage.py "
+            "worker` (or worker.jobs.runner)"
+        )
 
 
 #: The one App of the process. Tasks register on it; the worker and app code defer through it.

@@ -38,6 +38,8 @@ WORKER_HEARTBEAT_INTERVAL = 10.0
 WORKER_STALLED_AFTER = 60.0
 #: Seconds between two sweeps for stalled jobs.
 WORKER_RECOVERY_INTERVAL = 15.0
+#: Lost runs in which a job ran alone (its worker died each time) before it is failed as poison.
+WORKER_MAX_LOST_RUNS = 3
 #: Seconds the enterprise inner mail's body may take to render in the sandbox (Dify's value).
 MAIL_TEMPLATING_TIMEOUT = 3.0
 #: Seconds a document may stay in progress with no job before the sweep re-defers it.
@@ -105,6 +107,10 @@ class Settings(BaseModel):
     stalled_after: float = Field(default=WORKER_STALLED_AFTER, alias="WORKER_STALLED_AFTER", gt=0)
     recovery_interval: float = Field(
         default=WORKER_RECOVERY_INTERVAL, alias="WORKER_RECOVERY_INTERVAL", gt=0
+    )
+
+    max_lost_runs: int = Field(
+        default=WORKER_MAX_LOST_RUNS, alias="WORKER_MAX_LOST_RUNS", ge=1, le=1000
     )
 
     mail_type: MailType | None = Field(default=None, alias="MAIL_TYPE")

@@ -119,6 +119,45 @@ def autocommit_connection() -> Iterator[sa.Connection]:
         yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
+def new_session() -> orm.Session:
+    """A session of its own, not in a transaction yet (it begins one at first use).
+
+    Raises
+    ------
+    NotSetUp
+        ``worker.runtime.setup()`` has not bound a database yet.
+    """
+    if _sessionmaker is None:
+        raise NotSetUp()
+    return _sessionmaker()
+
+
+@contextlib.contextmanager
+def joined(session: orm.Session) -> Iterator[orm.Session]:
+    """Make ``session`` the one that :func:`session_scope` joins in this context."""
+    token = _current_session.set(session)
+    try:
+        yield session
+    finally:
+        _current_session.reset(token)
+
+
+@contextlib.contextmanager
+def transaction() -> Iterator[sa.Connection]:
+    """A pooled connection in a transaction of its own, committed on exit (rolled back on an
+    exception).
+
+    Raises
+    ------
+    NotSetUp
+        ``worker.runtime.setup()`` has not bound a database yet.
+    """
+    if _sessionmaker is None:
+        raise NotSetUp()
+    with _sessionmaker.kw["bind"].begin() as connection:
+        yield connection
+
+
 def current_session() -> orm.Session | None:
     """The session of the innermost open :func:`session_scope` in this context, if any."""
     return _current_session.get()

@@ -64,7 +64,7 @@ def test_sigkilled_workers_job_is_completed_by_a_restarted_worker_exactly_once(
 
     assert result.get(timeout=60) == "survivor"
     assert tenants("survivor") == 1
-    assert "re-queued 1 stalled job(s)" in second.output()
+    assert "re-queued 1 job(s)" in second.output()
     assert second.stop() == 0
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from procrastinate import JobContext
 from procrastinate.jobs import Job
 
 from tests import sample_tasks
@@ -28,6 +27,7 @@ from worker.jobs import (
     UnknownJob,
     execution,
     group,
+    state,
 )
 
 
@@ -211,15 +211,10 @@ def test_a_duplicate_run_of_a_finished_job_rolls_its_writes_back() -> None:
         row = session.execute(
             sa.text("SELECT * FROM procrastinate_jobs WHERE id = :id"), {"id": result.id}
         ).one()
-    context = JobContext(
-        app=app,
-        job=Job.from_row(dict(row._mapping)),
-        start_timestamp=time.time(),
-        abort_reason=lambda: None,
-    )
-
     # e.g. a run that started before the first one committed, on a worker presumed dead
-    assert execution.execute(sample_tasks.create_tenant, context, name="duplicate") is None
+    stale = state.Run(job=Job.from_row(dict(row._mapping)), run=row.runs)
+
+    assert execution.run_job(stale) == "fenced"
 
     assert tenants("duplicate") == 1
     assert result.get(timeout=1) is not None

@@ -118,7 +118,8 @@ def cmd_jobs_show(args: argparse.Namespace, settings: Settings) -> int:
     with _session(settings) as session:
         details = admin.show_job(session, args.job_id)
     for key in (
-        "id", "task_name", "queue_name", "state", "status", "attempts", "priority", "lock",
+        "id", "task_name", "queue_name", "state", "status", "attempts", "lost_runs",
+        "blamed_runs", "interrupted_runs", "runs", "priority", "lock",
         "queueing_lock", "args", "scheduled_at", "deferred_at", "last_started_at",
         "started_at", "finished_at", "ended_at", "duration", "result", "error", "worker_id",
     ):  # fmt: skip

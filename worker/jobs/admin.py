@@ -13,7 +13,7 @@ from sqlalchemy import orm
 
 from worker.app import app
 from worker.domain import sql
-from worker.jobs import deferring, secrets
+from worker.jobs import deferring, secrets, state
 from worker.jobs.results import job_state
 from worker.jobs.task import CeleryTask, InvalidTaskArguments
 
@@ -121,8 +121,12 @@ def show_job(session: orm.Session, job_id: int) -> dict[str, Any]:
         raise JobCommandError(f"no job with id {job_id}")
     details = dict(row._mapping)
     details["state"] = job_state(row.status, row.attempts, row.outcome)
+    details["args"] = secrets.masked_args(row.task_name, row.args or {})
+    if details["finished_at"] is None:
+        # no outcome row (nothing to record): the end event's statement was the whole
+        # transaction, so its time is the end of the run
+        details["finished_at"] = row.ended_at
     if details["duration"] is None and row.last_started_at and row.ended_at:
-        # no recorded outcome (nothing to record): time it from procrastinate's events
         details["duration"] = (row.ended_at - row.last_started_at).total_seconds()
     return details
 
@@ -155,22 +159,24 @@ def retry_job(session: orm.Session, job_id: int) -> None:
                 f"job {job_id} cannot be retried: job {waiting} already waits with queueing "
                 f"lock {queueing_lock!r}"
             )
-    session.execute(sa.text(sql.queries()["retry_failed_job"]), {"id": job_id})
+    state.retry_failed(session, job_id)
 
 
 def cancel_job(session: orm.Session, job_id: int) -> str:
-    """Cancel a waiting job, or ask the worker to abort a running one; return what happened.
+    """Cancel a waiting job (its secret arguments erased), or ask a running one to abort: its
+    run then ends ``aborted`` unless it succeeds first. Return what happened.
 
     Raises
     ------
     JobCommandError
         No such job, or it has already finished.
     """
-    status = str(_lock_row(session, job_id).status)
+    row = _lock_row(session, job_id)
+    status = str(row.status)
     if status not in ("todo", "doing"):
         raise JobCommandError(f"job {job_id} is {status}; only waiting or running jobs cancel")
-    session.execute(sa.text(sql.queries()["cancel_job"]), {"id": job_id, "abort": True})
-    return "cancelled" if status == "todo" else "abort requested"
+    cancelled = state.cancel(session, job_id, row.task_name)
+    return "cancelled" if cancelled else "abort requested"
 
 
 def queue_stats(session: orm.Session, queue_names: list[str]) -> list[QueueStats]:

@@ -1,111 +1,58 @@
-"""How the worker runs one job of a :class:`~worker.jobs.task.CeleryTask`.
+"""How a worker thread runs one run of a job, and writes how it ended.
 
-The task's function runs inside one ``session_scope`` whose transaction, after the function
-returned, records the ``SUCCESS`` outcome (``task_results``) and finishes the procrastinate job
-(``doing`` -> ``succeeded``): the task's writes, its result and the job's status commit together,
-or none of them does. procrastinate's own finish of that job is then skipped (see
-``worker.jobs.worker.TaskLayerWorker``). A task that neither touched the database nor returned a
-value has nothing to commit or record beyond what procrastinate keeps (status, attempts, event
-timestamps), so procrastinate finishes it as usual.
+:func:`run_job` creates the job's :class:`~worker.jobs.uow.UnitOfWork` and calls the task with
+it. When the task returns, the run ends as ``succeeded`` with its outcome row *in the task's own
+last transaction* (``worker.jobs.state.succeed``, fenced on the run): the task's writes, its result
+and the job's status commit together, or none of them does. A task that did not use the database
+ends in one autocommitted statement instead.
 
-A redelivered job (its worker died before that commit) runs again from scratch: nothing of the
-first run was committed. If a duplicate run did commit first (a job re-queued while still
-running), finishing fails here, the transaction rolls back, and the effect is not repeated.
+When the task raises, its uncommitted writes roll back and the run ends in a short transaction of
+its own: re-queued if the run failed only because the database connection broke
+(:func:`worker.jobs.retry.is_interruption`, no retry budget used), re-queued later if the task's
+retry policy says so, failed otherwise. Those writes are retried until the database answers, so a
+database outage never leaves a job ``doing`` on a live worker.
 
-A failure rolls the task's writes back and is recorded in its own short transaction, then
-re-raised so that procrastinate retries or fails the job.
-
-Long tasks must not do their long work inside this transaction: they commit progress in short
-``session_scope(new=True)`` steps on their own rows, so that this final transaction stays short.
+A run that was taken away (its worker looked dead; see ``worker.recovery``) writes nothing: its
+transaction rolls back, and the log says so once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import datetime
 import json
 import logging
+import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
-from procrastinate import JobContext, jobs
 
+from worker import app as app_module
 from worker import db
-from worker.domain import sql
 from worker.domain.errors import PermanentError
-from worker.domain.models import OutcomeStatus
-from worker.jobs import outcomes, secrets
+from worker.jobs import retry, state
+from worker.jobs.uow import UnitOfWork
 
 if TYPE_CHECKING:
+    from procrastinate import jobs
+
     from worker.jobs.task import CeleryTask
 
 logger = logging.getLogger(__name__)
 
-_current_job: contextvars.ContextVar[jobs.Job | None] = contextvars.ContextVar(
-    "current_job", default=None
+T = TypeVar("T")
+
+_current_run: contextvars.ContextVar[state.Run | None] = contextvars.ContextVar(
+    "current_run", default=None
 )
 
-#: Key set in the job's ``JobContext.additional_context`` (a dict of its own for every job) once
-#: the job was finished in the task's transaction.
-FINISHED_KEY = "worker.finished_in_transaction"
-
-
-class AlreadyFinished(Exception):
-    """The job was finished by another run first; this run's writes were rolled back."""
-
-
-def finished_in_transaction(context: JobContext) -> bool:
-    """Whether the job of ``context`` was finished by its task: the worker must not finish it."""
-    return bool(context.additional_context.get(FINISHED_KEY))
-
-
-def execute(task: CeleryTask, context: JobContext, **arguments: Any) -> Any:
-    """Run one job: the function, its outcome and the job's status in one transaction."""
-    job = context.job
-    assert job.id is not None, "a running job has an id"
-    started_at = datetime.datetime.now(datetime.UTC)
-    clock = time.perf_counter()
-    token = _current_job.set(job)
-    try:
-        with db.session_scope(new=True) as session:
-            result = task.run(**arguments)
-            secrets.scrub_job_args(session, job.id, job.task_name)
-            values = {
-                "job_id": job.id,
-                "task_name": job.task_name,
-                "queue_name": job.queue,
-                "result": _as_json(task, result),
-                "attempt": job.attempts + 1,
-                "started_at": started_at,
-                "duration": time.perf_counter() - clock,
-            }
-            wrote = db.used_database(session)
-            if wrote:
-                _finish(session, values)
-        if not wrote:
-            if result is None:
-                # Nothing to commit with, nothing to record that procrastinate does not keep
-                # (status, attempts, and timings in its events): let it finish the job.
-                return None
-            with db.autocommit_connection() as connection:
-                _finish(connection, values)
-    except AlreadyFinished:
-        logger.warning(
-            "job %s of %s was finished by another run; this run's writes were rolled back",
-            job.id,
-            job.task_name,
-            extra={"action": "job_already_finished", "job_id": job.id},
-        )
-        context.additional_context[FINISHED_KEY] = True
-        return None
-    except Exception as exc:
-        _record_failure(task, job, exc, started_at, time.perf_counter() - clock)
-        raise
-    finally:
-        _current_job.reset(token)
-    context.additional_context[FINISHED_KEY] = True
-    return result
+#: Longest pause between two attempts to write a run's end while the database is unreachable.
+MAX_WRITE_PAUSE = 5.0
+#: Seconds between two log lines about the same unreachable database.
+OUTAGE_LOG_INTERVAL = 30.0
 
 
 def current_job() -> jobs.Job:
@@ -116,19 +63,183 @@ def current_job() -> jobs.Job:
     RuntimeError
         Called outside a job (e.g. when a task's function is called directly).
     """
-    job = _current_job.get()
-    if job is None:
+    run = _current_run.get()
+    if run is None:
         raise RuntimeError("not running inside a job")
-    return job
+    return run.job
 
 
-def _finish(session: Any, values: dict[str, Any]) -> None:
+def is_final_attempt() -> bool:
+    """Whether a failure of the job being run would be final (its task's policy retries no more).
+
+    Raises
+    ------
+    RuntimeError
+        Called outside a job.
+    """
+    job = current_job()
+    task = app_module.app.tasks[job.task_name]
+    policy: retry.Retry = getattr(task, "retry_policy", retry.NO_RETRY)
+    return policy.is_final_attempt(job.attempts)
+
+
+def run_job(run: state.Run, stopping: threading.Event | None = None) -> str:
+    """Run one run of a job to its end; return how it ended (for logs and tests).
+
+    Parameters
+    ----------
+    stopping:
+        Set when the process stops: a write that waits for the database gives up then (the
+        job stays ``doing`` and the recovery sweep of a live worker runs it again).
+    """
+    from worker.jobs.task import CeleryTask
+
+    task = app_module.app.tasks.get(run.job.task_name)
+    if not isinstance(task, CeleryTask):
+        return _write(
+            run,
+            stopping,
+            lambda c: state.fail(
+                c, run, error=f"TaskNotFound: no task named {run.job.task_name!r}"
+            ),
+        )
+    clock = time.perf_counter()
+    with UnitOfWork(run) as uow:
+        try:
+            with _running(run, uow):
+                result = task.call(uow, run.job.task_kwargs)
+                _succeed(task, run, uow, result)
+        except state.Fenced:
+            uow.rollback()
+            _log_fenced(run)
+            return "fenced"
+        except Exception as exc:
+            uow.rollback()
+            return _end_failed(task, run, exc, stopping, time.perf_counter() - clock)
+    logger.info(
+        "job %s of %s succeeded in %.3f s",
+        run.job_id,
+        run.job.task_name,
+        time.perf_counter() - clock,
+        extra={"action": "job_success", "job_id": run.job_id, "task_name": run.job.task_name},
+    )
+    return "succeeded"
+
+
+@contextlib.contextmanager
+def _running(run: state.Run, uow: UnitOfWork) -> Iterator[None]:
+    token = _current_run.set(run)
     try:
-        session.execute(sa.text(sql.queries()["record_success_and_finish"]), values)
-    except sa.exc.DBAPIError as exc:
-        if 'not in "doing" or "todo" status' in str(exc.orig):
-            raise AlreadyFinished(str(values["job_id"])) from exc
-        raise
+        with db.joined(uow.session):
+            yield
+    finally:
+        _current_run.reset(token)
+
+
+def _succeed(task: CeleryTask, run: state.Run, uow: UnitOfWork, result: Any) -> None:
+    payload = _as_json(task, result)
+    if uow.used_database:
+        # the task's last writes, its outcome and the job's end: one transaction
+        state.succeed(uow.session, run, result=payload, record=True)
+        uow.session.commit()
+        return
+    # nothing of the task's to commit with: one autocommitted statement, and an outcome row
+    # only if there is a value to keep (status, attempts and times are on the job)
+    with db.autocommit_connection() as connection:
+        state.succeed(connection, run, result=payload, record=payload is not None)
+
+
+def _end_failed(
+    task: CeleryTask,
+    run: state.Run,
+    exc: Exception,
+    stopping: threading.Event | None,
+    duration: float,
+) -> str:
+    error = retry.describe(exc)
+    job = run.job
+    if retry.is_interruption(exc) and run.interrupted_runs < retry.MAX_INTERRUPTIONS:
+        delay = min(30.0, 2.0**run.interrupted_runs)
+        resume_at = _now() + datetime.timedelta(seconds=delay)
+        ending = _write(
+            run,
+            stopping,
+            lambda c: state.requeue(c, run, retry_at=resume_at, error=error, counts=False),
+        )
+        logger.warning(
+            "job %s of %s interrupted by the database (%s): run again in %.0f s, no retry used",
+            run.job_id, job.task_name, error, delay,
+            extra={"action": "job_interrupted", "job_id": run.job_id},
+        )  # fmt: skip
+        return ending
+    retry_at = task.retry_policy.retry_at(exc, job.attempts)
+    if retry_at is not None:
+        later = retry_at
+        ending = _write(
+            run,
+            stopping,
+            lambda c: state.requeue(c, run, retry_at=later, error=error, counts=True),
+        )
+        logger.warning(
+            "job %s of %s failed after %.3f s, retried at %s: %s",
+            run.job_id, job.task_name, duration, retry_at.isoformat(), error,
+            extra={"action": "job_error_retry", "job_id": run.job_id},
+        )  # fmt: skip
+        return ending
+    ending = _write(run, stopping, lambda c: state.fail(c, run, error=error))
+    logger.error(
+        "job %s of %s failed after %.3f s: %s",
+        run.job_id, job.task_name, duration, error,
+        exc_info=not isinstance(exc, PermanentError),
+        extra={"action": "job_error", "job_id": run.job_id},
+    )  # fmt: skip
+    return ending
+
+
+def _write(
+    run: state.Run, stopping: threading.Event | None, write: Callable[[sa.Connection], str]
+) -> str:
+    """Apply ``write`` in its own transaction, again and again while the database is
+    unreachable (until ``stopping``); a fenced run writes nothing."""
+    pause = 0.5
+    last_log = 0.0
+    while True:
+        try:
+            with db.transaction() as connection:
+                return write(connection)
+        except state.Fenced:
+            _log_fenced(run)
+            return "fenced"
+        except Exception as exc:
+            if not retry.is_interruption(exc):
+                raise
+            if stopping is not None and stopping.is_set():
+                logger.warning(
+                    "job %s: could not record how its run ended (%s) before stopping; the "
+                    "recovery sweep will run it again",
+                    run.job_id, retry.describe(exc),
+                    extra={"action": "job_end_not_written", "job_id": run.job_id},
+                )  # fmt: skip
+                return "unwritten"
+            if time.monotonic() - last_log >= OUTAGE_LOG_INTERVAL:
+                last_log = time.monotonic()
+                logger.warning(
+                    "job %s: database unreachable (%s); will record how its run ended once it "
+                    "answers",
+                    run.job_id, retry.describe(exc),
+                    extra={"action": "job_end_waiting_for_database", "job_id": run.job_id},
+                )  # fmt: skip
+            time.sleep(pause)
+            pause = min(MAX_WRITE_PAUSE, pause * 2)
+
+
+def _log_fenced(run: state.Run) -> None:
+    logger.warning(
+        "job %s of %s: run %s was taken away (its worker was presumed dead) or the job has "
+        "ended already; this run's writes were rolled back and it records nothing",
+        run.job_id, run.job.task_name, run.run,
+        extra={"action": "job_run_fenced", "job_id": run.job_id, "run": run.run},
+    )  # fmt: skip
 
 
 def _as_json(task: CeleryTask, result: Any) -> str | None:
@@ -142,31 +253,5 @@ def _as_json(task: CeleryTask, result: Any) -> str | None:
         ) from None
 
 
-def _record_failure(
-    task: CeleryTask,
-    job: Any,
-    exc: Exception,
-    started_at: datetime.datetime,
-    duration: float,
-) -> None:
-    strategy = task.retry_strategy
-    retried = strategy is not None and strategy.get_retry_exception(exc, job) is not None
-    status = OutcomeStatus.RETRY if retried else OutcomeStatus.FAILURE
-    try:
-        with db.session_scope(new=True) as session:
-            outcomes.record(
-                session,
-                job,
-                status,
-                started_at=started_at,
-                duration=duration,
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            if status is OutcomeStatus.FAILURE:
-                secrets.scrub_job_args(session, job.id, job.task_name)
-    except Exception:
-        logger.exception(
-            "could not record the failure of job %s",
-            job.id,
-            extra={"action": "job_outcome_not_recorded", "job_id": job.id},
-        )
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)

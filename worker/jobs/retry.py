@@ -1,11 +1,19 @@
-"""Retry policy: transient errors retry with capped exponential backoff, the rest fail at once."""
+"""Retry policy: transient errors retry with capped exponential backoff, the rest fail at once.
+
+Two kinds of failed runs are not the task's to judge and never use its retry budget: runs lost
+with a dead worker (``worker.recovery``) and runs that failed only because the database
+connection broke or the database gave up on the transaction (:func:`is_interruption`): those run
+again whatever the task's policy says.
+"""
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import psycopg
+import psycopg_pool
 import sqlalchemy as sa
 from procrastinate import jobs
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
@@ -66,13 +74,77 @@ class Retry(BaseRetryStrategy):
         """Seconds to wait after the ``attempts``-th run failed (``attempts`` >= 1)."""
         return min(self.max_delay, self.default_retry_delay * self.backoff ** (attempts - 1))
 
+    def is_final_attempt(self, attempts: int) -> bool:
+        """Whether a run after ``attempts`` counted failures is the last one a failure allows."""
+        return attempts >= self.max_retries
+
+    def retry_at(self, exception: BaseException, attempts: int) -> datetime.datetime | None:
+        """When to run again after the ``attempts + 1``-th run failed with ``exception``, or
+        ``None`` when the failure is final."""
+        if not self.retries(exception) or self.is_final_attempt(attempts):
+            return None
+        return _now() + datetime.timedelta(seconds=self.delay(attempts + 1))
+
     def get_retry_decision(
         self, *, exception: BaseException, job: jobs.Job
     ) -> RetryDecision | None:
-        if not self.retries(exception) or job.attempts >= self.max_retries:
-            return None
-        return RetryDecision(retry_in={"seconds": int(self.delay(job.attempts + 1))})
+        retry_at = self.retry_at(exception, job.attempts)
+        return None if retry_at is None else RetryDecision(retry_at=retry_at)
 
 
 #: No retry at all: the first failure is final.
 NO_RETRY = Retry(max_retries=0)
+
+
+#: SQLSTATEs of a broken connection or a transaction the database gave up on: connection
+#: exceptions (class 08), admin/crash shutdown, cannot connect now, serialization failure,
+#: deadlock.
+_INTERRUPTION_STATES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01"})
+#: Re-runs after interruptions before a job's own retry policy decides after all.
+MAX_INTERRUPTIONS = 20
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _chain(exception: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exception
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        if isinstance(current, sa.exc.DBAPIError) and isinstance(current.orig, BaseException):
+            yield current.orig
+        current = current.__cause__ or current.__context__
+
+
+def is_interruption(exception: BaseException) -> bool:
+    """Whether a run failed only because the database connection broke (server restart,
+    failover, reset connection) or the database aborted its transaction (serialization failure,
+    deadlock): running it again is always right, and uses no retry budget."""
+    for error in _chain(exception):
+        if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+            return True
+        if isinstance(error, (sa.exc.DisconnectionError, psycopg_pool.PoolTimeout)):
+            return True
+        if isinstance(error, psycopg.Error):
+            sqlstate = error.sqlstate
+            if sqlstate is None and isinstance(error, psycopg.OperationalError):
+                return True  # the client lost the connection: no server answer at all
+            if sqlstate is not None and (
+                sqlstate.startswith("08") or sqlstate in _INTERRUPTION_STATES
+            ):
+                return True
+    return False
+
+
+def describe(exception: BaseException) -> str:
+    """``Type: message`` of a failure, for the job's outcome; a database error is described by
+    the driver's own error (never the SQL statement and parameters SQLAlchemy adds)."""
+    if isinstance(exception, sa.exc.DBAPIError) and exception.orig is not None:
+        orig = exception.orig
+        message = str(orig).strip() or type(orig).__name__
+        return f"{type(orig).__name__}: {message}"
+    text = str(exception)
+    return f"{type(exception).__name__}: {text}" if text else type(exception).__name__

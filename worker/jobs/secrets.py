@@ -1,8 +1,9 @@
 """Secret task arguments (verification codes, invite tokens): out of logs, out of the jobs table.
 
 A task declares ``secret_args=("code",)``. procrastinate needs the value in ``procrastinate_jobs``
-while the job may still run; once the job has ended (succeeded, or failed for good) the value is
-replaced by ``***`` in the same transaction as the job's outcome. Log records about the job
+while the job may still run; once the job has ended in any way (succeeded, failed, aborted,
+cancelled) the value is replaced by ``***`` by the statement that ends it (``worker.jobs.state``);
+commands that show a waiting job mask it. Log records about the job
 (procrastinate's "Starting job ...(code='123456')" lines) go through :class:`RedactSecrets`,
 which ``manage.py`` installs on its log handler.
 """
@@ -14,9 +15,6 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy import orm
 
 #: What replaces a secret value.
 MASK = "***"
@@ -36,18 +34,16 @@ def names_for(task_name: str) -> frozenset[str]:
     return _secret_args.get(task_name, frozenset())
 
 
-def scrub_job_args(session: orm.Session, job_id: int, task_name: str) -> None:
-    """Replace the secret arguments of a job that has ended by ``***`` (in ``session``)."""
-    names = sorted(names_for(task_name))
-    if not names:
-        return
-    masked = sa.func.jsonb_build_object(*[part for name in names for part in (name, MASK)])
-    args: sa.ColumnClause[Any] = sa.column("args")
-    session.execute(
-        sa.update(sa.table("procrastinate_jobs", sa.column("id"), args))
-        .where(sa.column("id") == job_id)
-        .values(args=args.op("||")(masked))
-    )
+def all_secret_args() -> dict[str, frozenset[str]]:
+    """Every task's secret argument names, by task name."""
+    with _lock:
+        return dict(_secret_args)
+
+
+def masked_args(task_name: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    """``args`` with the task's secret values replaced by ``***`` (for display)."""
+    names = names_for(task_name)
+    return {key: MASK if key in names else value for key, value in args.items()}
 
 
 def _secret_values(job: Mapping[str, Any]) -> list[str]:

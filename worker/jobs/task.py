@@ -1,11 +1,15 @@
 """Tasks with Celery's calling API on top of procrastinate.
 
 ``@task(name=..., queue=...)`` registers a procrastinate task on :data:`worker.app.app` whose jobs
-run through :func:`worker.jobs.execution.execute` (outcome recorded with the task's writes). The
-returned object is a procrastinate ``Task`` (``.defer()``, ``.configure()`` keep working) that also
-has Celery's ``delay``, ``apply_async`` and ``s``; positional arguments map onto the function's
-parameters as in Celery, and a job deferred inside ``worker.db.session_scope()`` (or with
-``session=``) joins that transaction.
+our worker runs through :func:`worker.jobs.execution.run_job` (outcome recorded with the task's
+writes). The returned object is a procrastinate ``Task`` (``.defer()``, ``.configure()`` keep
+working) that also has Celery's ``delay``, ``apply_async`` and ``s``; positional arguments map
+onto the function's parameters as in Celery, and a job deferred inside
+``worker.db.session_scope()`` (or with ``session=``) joins that transaction.
+
+A function that declares a keyword-only ``uow`` parameter is handed the job's
+:class:`~worker.jobs.uow.UnitOfWork` (it is not a job argument): what it writes through
+``uow.session`` commits with the job's outcome, ``uow.checkpoint()`` commits progress early.
 """
 
 from __future__ import annotations
@@ -17,15 +21,21 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from procrastinate import JobContext, tasks
+from procrastinate import tasks
 from sqlalchemy import orm
 
 from worker import app as app_module
-from worker.jobs import deferring, secrets
+from worker import db
+from worker.jobs import deferring, pinned, secrets
 from worker.jobs.retry import NO_RETRY, Retry
 
 if TYPE_CHECKING:
     from worker.jobs.results import AsyncResult
+    from worker.jobs.uow import UnitOfWork
+
+#: The parameter through which a task function receives its job's unit of work.
+UOW_PARAMETER = "uow"
+KEYWORD_ONLY = inspect.Parameter.KEYWORD_ONLY
 
 
 class InvalidTaskArguments(TypeError):
@@ -39,22 +49,39 @@ class CeleryTask(tasks.Task[Any, Any, Any]):
     ``lock="document:{document_id}"``; they are filled in at defer time.
     """
 
-    def __init__(self, run: Callable[..., Any], **kwargs: Any) -> None:
-        from worker.jobs.execution import execute
-
+    def __init__(self, run: Callable[..., Any], *, retry: Retry, **kwargs: Any) -> None:
         #: The function as written, called by the worker (and by calling the task directly).
         self.run = run
-        self.signature = inspect.signature(run)
-        super().__init__(functools.partial(execute, self), pass_context=True, **kwargs)
+        #: The retry policy of its jobs.
+        self.retry_policy = retry
+        signature = inspect.signature(run)
+        #: Whether the function takes the job's unit of work (keyword-only ``uow``).
+        self.takes_uow = UOW_PARAMETER in signature.parameters
+        if self.takes_uow and signature.parameters[UOW_PARAMETER].kind is not KEYWORD_ONLY:
+            raise TypeError(f"{run.__qualname__}: {UOW_PARAMETER!r} must be keyword-only")
+        #: The job's arguments: the function's parameters but ``uow``.
+        self.signature = signature.replace(
+            parameters=[p for name, p in signature.parameters.items() if name != UOW_PARAMETER]
+        )
+        super().__init__(run, retry=retry, **kwargs)
+
+    def call(self, uow: UnitOfWork, arguments: Mapping[str, Any]) -> Any:
+        """Call the function with a job's arguments (and ``uow``, if it takes it)."""
+        if self.takes_uow:
+            return self.run(**arguments, uow=uow)
+        return self.run(**arguments)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the function here and now, like calling a Celery task.
+        """Run the function here and now, like calling a Celery task: what it writes commits
+        when it returns (in the open ``session_scope``, if any)."""
+        if not self.takes_uow:
+            return self.run(*args, **kwargs)
+        from worker.jobs.uow import UnitOfWork
 
-        The worker calls the task with the job's context first: that call runs the job.
-        """
-        if args and isinstance(args[0], JobContext):
-            return self.func(*args, **kwargs)
-        return self.run(*args, **kwargs)
+        with UnitOfWork() as uow, db.joined(uow.session):
+            result = self.run(*args, **kwargs, uow=uow)
+            uow.checkpoint()
+        return result
 
     @property
     def full_path(self) -> str:
@@ -236,7 +263,7 @@ def task(
             queueing_lock=queueing_lock,
             priority=priority,
         )
-        app._register_task(created)
+        pinned.register_task(app, created)
         secrets.register(name, secret_args)
         functools.update_wrapper(created, func, updated=())
         return created

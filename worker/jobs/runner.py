@@ -1,0 +1,447 @@
+"""The worker's job loop: one fetch loop per queue in one process, riding out database outages.
+
+Each queue has its own concurrency. A fetch loop takes as many ready jobs as its queue has free
+slots, in one statement (``worker.jobs.state``, ``fetch_jobs``), and runs each in a thread of the
+process's executor (:func:`worker.jobs.execution.run_job`). It fetches again when a slot frees,
+when the listener hears of a new job (LISTEN on procrastinate's queue channels), and at least
+every ``poll_interval`` seconds.
+
+Beside the fetch loops run:
+
+- the listener, on a connection of its own, re-opened whenever it breaks;
+- the heartbeat of the process's worker row; a row removed meanwhile (the process was presumed
+  dead) is registered again;
+- the recovery sweep (``worker.recovery``), which takes running jobs away from dead workers.
+
+A job that was lost with a dead worker is *suspected* of killing it: it runs alone in its process
+(no other job runs there meanwhile), so that a later loss can be blamed on it with certainty. An
+idle process takes such jobs first; a busy one takes one after it waited ``suspect_wait`` seconds,
+then lets its running jobs finish before starting it.
+
+While the database is unreachable nothing exits and nothing spins: every loop logs the outage
+once per ``OUTAGE_LOG_INTERVAL``, backs off, and resumes as soon as the server answers; running
+jobs keep their state and record their end once it is back. After an outage the recovery sweep
+waits ``stalled_after`` seconds of a reachable database before it judges other workers dead (they
+could not beat either).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import psycopg
+import psycopg.sql
+import psycopg_pool
+from psycopg.rows import dict_row
+
+from worker import db, recovery
+from worker.jobs import execution, pinned, state
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between two fetches of a queue that heard nothing (the listener's fallback).
+POLL_INTERVAL = 5.0
+#: Polling interval while the listener is down.
+DEAF_POLL_INTERVAL = 1.0
+#: Longest pause between two attempts to reach the database.
+MAX_OUTAGE_PAUSE = 2.0
+#: Seconds between two log lines about the same outage.
+OUTAGE_LOG_INTERVAL = 10.0
+#: Seconds after which the listener checks that its connection still answers.
+LISTEN_CHECK_INTERVAL = 15.0
+#: TCP keepalives of the runner's connections, so that a silent failover is noticed.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+              "keepalives_count": 3}  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunnerOptions:
+    """Queues and timings of one process's runner."""
+
+    concurrency: Mapping[str, int]
+    heartbeat_interval: float
+    stalled_after: float
+    recovery_interval: float
+    #: Lost runs in which a job ran alone before it is failed as poison.
+    max_lost_runs: int
+    poll_interval: float = POLL_INTERVAL
+    listen: bool = True
+    recover: bool = True
+
+    @property
+    def suspect_wait(self) -> float:
+        """Seconds a suspect waits for an idle process before a busy one takes it."""
+        return self.stalled_after
+
+
+class Runner:
+    """Runs the jobs of its queues until stopped (or, with ``until_idle``, until none is left)."""
+
+    def __init__(self, database_url: str, options: RunnerOptions, executor: ThreadPoolExecutor):
+        self.options = options
+        self.queues = list(options.concurrency)
+        self.worker_id: int | None = None
+        self._conninfo = db.libpq_url(database_url)
+        self._executor = executor
+        self._pool = psycopg_pool.AsyncConnectionPool(
+            self._conninfo,
+            min_size=1,
+            max_size=len(self.queues) + 2,
+            kwargs={"autocommit": True, "row_factory": dict_row, **KEEPALIVES},
+            open=False,
+            timeout=MAX_OUTAGE_PAUSE * 5,
+            name="runner",
+        )
+        self._stop = asyncio.Event()
+        #: Set for the job threads when the process stops.
+        self.stopping = threading.Event()
+        self._wake = {queue: asyncio.Event() for queue in self.queues}
+        self._slot_freed = {queue: asyncio.Event() for queue in self.queues}
+        self._busy = dict.fromkeys(self.queues, 0)
+        self._tasks: dict[asyncio.Task[None], state.Run] = {}
+        self._executing = 0
+        self._job_ended = asyncio.Event()
+        self._solo_lock = asyncio.Lock()
+        self._solo_pending = 0
+        self._claiming_suspect = False
+        self._listening = False
+        self._outage_since: float | None = None
+        self._outage_logged = 0.0
+        self._stable_since = float("-inf")
+        self._recovery_executor = ThreadPoolExecutor(1, thread_name_prefix="recovery")
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop fetching; running jobs go on (the caller waits for them with :meth:`drain`)."""
+        self._stop.set()
+        self.stopping.set()
+        for event in (*self._wake.values(), *self._slot_freed.values()):
+            event.set()
+
+    @property
+    def running(self) -> int:
+        """Jobs taken and not ended yet."""
+        return len(self._tasks)
+
+    async def run(self) -> None:
+        """Fetch and run jobs until :meth:`stop`; then return (running jobs may go on)."""
+        await self._open()
+        side = [asyncio.create_task(self._heartbeats(), name="heartbeats")]
+        if self.options.listen:
+            side.append(asyncio.create_task(self._listen(), name="listener"))
+        if self.options.recover:
+            side.append(asyncio.create_task(self._recover(), name="recovery"))
+        loops = [asyncio.create_task(self._serve(q), name=f"fetch:{q}") for q in self.queues]
+        self._side = side
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            for task in loops:
+                task.cancel()
+
+    async def drain(self, timeout: float | None) -> bool:
+        """Wait for running jobs to end (at most ``timeout`` seconds); return whether they did."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+        return not self._tasks
+
+    async def close(self) -> None:
+        """Stop the side loops, unregister the worker and close the connections."""
+        for task in getattr(self, "_side", []):
+            task.cancel()
+        await asyncio.gather(*getattr(self, "_side", []), return_exceptions=True)
+        if self.worker_id is not None and not self._tasks:
+            with contextlib.suppress(psycopg.Error, OSError, psycopg_pool.PoolTimeout):
+                await self._execute("unregister_worker", worker_id=self.worker_id)
+        await self._pool.close()
+        self._recovery_executor.shutdown(wait=False)
+
+    async def run_until_idle(self) -> None:
+        """Run every fetchable job (and those they defer), then return: for tests and scripts."""
+        await self._open()
+        try:
+            while True:
+                free = sum(self.options.concurrency.values()) - self._executing
+                runs = await self._fetch(self.queues, max(1, free)) if free > 0 else []
+                if runs is None:
+                    raise RuntimeError("the database is unreachable")
+                for run in runs:
+                    self._start(run, run.job.queue)
+                if not runs and not self._tasks:
+                    return
+                if self._tasks and (not runs or free <= len(runs)):
+                    self._job_ended.clear()
+                    await self._job_ended.wait()
+        finally:
+            await self.drain(None)
+            await self.close()
+
+    async def _open(self) -> None:
+        await self._pool.open(wait=False)
+        pause = 0.5
+        while self.worker_id is None:
+            try:
+                self.worker_id = await self._register()
+            except (psycopg.Error, OSError, psycopg_pool.PoolTimeout) as exc:
+                self._db_failed(exc, "registering the worker")
+                await asyncio.sleep(pause)
+                pause = min(MAX_OUTAGE_PAUSE, pause * 2)
+
+    async def _register(self) -> int:
+        row = await self._fetch_one("register_worker")
+        assert row is not None
+        worker_id = row["id"]
+        assert isinstance(worker_id, int)
+        return worker_id
+
+    # -- fetching and running --------------------------------------------------------------
+
+    async def _serve(self, queue: str) -> None:
+        concurrency = self.options.concurrency[queue]
+        while not self._stop.is_set():
+            free = concurrency - self._busy[queue]
+            if free <= 0 or self._solo_pending:
+                self._slot_freed[queue].clear()
+                await self._slot_freed[queue].wait()
+                continue
+            self._wake[queue].clear()
+            runs = await self._fetch([queue], free)
+            if runs is None:
+                await self._pause_after_failure()
+                continue
+            for run in runs:
+                self._start(run, queue)
+            if len(runs) < free:
+                interval = self.options.poll_interval if self._listening else DEAF_POLL_INTERVAL
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake[queue].wait(), interval)
+
+    async def _fetch(self, queues: list[str], limit: int) -> list[state.Run] | None:
+        """Take up to ``limit`` jobs; ``None`` when the database could not be reached."""
+        assert self.worker_id is not None
+        idle = not self._tasks and not self._claiming_suspect
+        if idle:
+            self._claiming_suspect = True
+        try:
+            rows = await self._fetch_all(
+                "fetch_jobs",
+                **state.fetch_parameters(
+                    queues=queues, worker_id=self.worker_id, limit=limit, idle=idle,
+                    suspect_wait=self.options.suspect_wait,
+                ),
+            )  # fmt: skip
+        except (psycopg.Error, OSError, psycopg_pool.PoolTimeout) as exc:
+            self._db_failed(exc, "fetching jobs")
+            return None
+        finally:
+            if idle:
+                self._claiming_suspect = False
+        self._db_ok()
+        now = time.monotonic()
+        return [state.run_from_row(row, now) for row in rows]
+
+    def _start(self, run: state.Run, queue: str) -> None:
+        self._busy[queue] = self._busy.get(queue, 0) + 1
+        if run.alone:
+            self._solo_pending += 1
+        task = asyncio.create_task(self._execute_run(run, queue), name=f"job {run.job_id}")
+        self._tasks[task] = run
+
+    async def _execute_run(self, run: state.Run, queue: str) -> None:
+        try:
+            if run.alone:
+                async with self._solo_lock:
+                    await self._wait_alone(run)
+                    if self._stop.is_set():
+                        await self._release(run)
+                        return
+                    await self._run_in_thread(run)
+            else:
+                await self._run_in_thread(run)
+        except Exception:
+            logger.exception(
+                "job %s: the worker failed to run it; the recovery sweep will run it again",
+                run.job_id,
+                extra={"action": "job_run_failed", "job_id": run.job_id},
+            )
+        finally:
+            if run.alone:
+                self._solo_pending -= 1
+            self._busy[queue] -= 1
+            self._tasks.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+            self._job_ended.set()
+            for event in self._slot_freed.values():
+                event.set()
+
+    async def _run_in_thread(self, run: state.Run) -> None:
+        self._executing += 1
+        try:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, execution.run_job, run, self.stopping)
+        finally:
+            self._executing -= 1
+
+    async def _wait_alone(self, run: state.Run) -> None:
+        if self._executing:
+            logger.info(
+                "job %s was lost with a dead worker before: it runs alone once the %d running "
+                "job(s) of this process end",
+                run.job_id, self._executing,
+                extra={"action": "job_waits_to_run_alone", "job_id": run.job_id},
+            )  # fmt: skip
+        while self._executing and not self._stop.is_set():
+            self._job_ended.clear()
+            stop = asyncio.create_task(self._stop.wait())
+            ended = asyncio.create_task(self._job_ended.wait())
+            await asyncio.wait([stop, ended], return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            ended.cancel()
+
+    async def _release(self, run: state.Run) -> None:
+        with contextlib.suppress(psycopg.Error, OSError, psycopg_pool.PoolTimeout):
+            await self._execute("release_run", job_id=run.job_id, run=run.run)
+
+    # -- side loops --------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        pause = 0.5
+        while True:
+            try:
+                await self._listen_once()
+            except (psycopg.Error, OSError) as exc:
+                self._db_failed(exc, "listening for new jobs")
+            self._listening = False
+            await asyncio.sleep(pause)
+            pause = min(MAX_OUTAGE_PAUSE, pause * 2)
+
+    async def _listen_once(self) -> None:
+        async with await psycopg.AsyncConnection.connect(
+            self._conninfo,
+            autocommit=True,
+            **KEEPALIVES,  # type: ignore[arg-type]
+        ) as connection:
+            for queue in self.queues:
+                listen = psycopg.sql.SQL("LISTEN {}").format(
+                    psycopg.sql.Identifier(pinned.channel(queue))
+                )
+                await connection.execute(listen)
+            self._listening = True
+            for event in self._wake.values():
+                event.set()  # jobs may have arrived while nobody listened
+            while True:
+                async for notify in connection.notifies(timeout=LISTEN_CHECK_INTERVAL):
+                    self._on_notify(notify.channel, notify.payload)
+                await connection.execute("SELECT 1")
+
+    def _on_notify(self, channel: str, payload: str) -> None:
+        queue = channel.partition("#")[2]
+        try:
+            kind = json.loads(payload).get("type")
+        except ValueError:
+            return
+        if kind == pinned.JOB_INSERTED and queue in self._wake:
+            self._wake[queue].set()
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.heartbeat_interval)
+            try:
+                await self._beat()
+            except (psycopg.Error, OSError, psycopg_pool.PoolTimeout) as exc:
+                self._db_failed(exc, "beating")
+                await self._check_pool()
+
+    async def _beat(self) -> None:
+        assert self.worker_id is not None
+        row = await self._fetch_one("beat", worker_id=self.worker_id)
+        if row is None:
+            old, self.worker_id = self.worker_id, await self._register()
+            logger.warning(
+                "worker %s was presumed dead and removed; registered again as worker %s (runs "
+                "taken away meanwhile record nothing)",
+                old, self.worker_id,
+                extra={"action": "worker_registered_again", "worker_id": self.worker_id},
+            )  # fmt: skip
+        self._db_ok()
+
+    async def _recover(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.options.recovery_interval)
+            if time.monotonic() - self._stable_since < self.options.stalled_after:
+                continue  # after an outage, other workers need time to beat again
+            try:
+                await loop.run_in_executor(
+                    self._recovery_executor,
+                    recovery.sweep_once,
+                    self.options.stalled_after,
+                    self.options.max_lost_runs,
+                )
+            except Exception as exc:
+                self._db_failed(exc, "sweeping for stalled jobs")
+
+    # -- database access and outages ---------------------------------------------------------
+
+    async def _execute(self, name: str, **params: object) -> None:
+        async with self._pool.connection() as connection:
+            await connection.execute(state.psycopg_query(name), params)
+
+    async def _fetch_one(self, name: str, **params: object) -> dict[str, object] | None:
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute(state.psycopg_query(name), params)
+            return await cursor.fetchone()  # type: ignore[return-value]
+
+    async def _fetch_all(self, name: str, **params: object) -> list[dict[str, object]]:
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute(state.psycopg_query(name), params)
+            return await cursor.fetchall()  # type: ignore[return-value]
+
+    async def _pause_after_failure(self) -> None:
+        await self._check_pool()
+        pause = min(MAX_OUTAGE_PAUSE, 0.25 * 2 ** min(4, self._outage_seconds()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), max(0.25, pause))
+
+    async def _check_pool(self) -> None:
+        """Drop broken connections from the pool (a restarted server left them all dead)."""
+        with contextlib.suppress(Exception):
+            await self._pool.check()
+
+    def _outage_seconds(self) -> float:
+        return 0.0 if self._outage_since is None else time.monotonic() - self._outage_since
+
+    def _db_failed(self, exc: BaseException, doing: str) -> None:
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since = now
+        if now - self._outage_logged >= OUTAGE_LOG_INTERVAL:
+            self._outage_logged = now
+            logger.warning(
+                "database unreachable while %s (%s: %s) for %.0f s; retrying, running jobs "
+                "keep their state",
+                doing, type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc) else "",
+                now - self._outage_since,
+                extra={"action": "database_unreachable", "worker_id": self.worker_id},
+            )  # fmt: skip
+
+    def _db_ok(self) -> None:
+        if self._outage_since is None:
+            return
+        now = time.monotonic()
+        logger.warning(
+            "database reachable again after %.1f s: fetching resumed",
+            now - self._outage_since,
+            extra={"action": "database_reachable", "worker_id": self.worker_id},
+        )
+        self._outage_since = None
+        self._outage_logged = 0.0
+        self._stable_since = now

@@ -1,0 +1,94 @@
+"""The unit of work of a job: one session whose last transaction commits with the job's outcome.
+
+:func:`worker.jobs.execution.run_job` creates it and hands it to the task (a task function that
+declares a ``uow`` parameter gets it), which hands it to its domain service. What the service
+writes through ``uow.session`` commits together with the job's end (``succeeded`` and its
+outcome row), or not at all: that is the job's exactly-once part. Long work commits progress in
+short steps with :meth:`UnitOfWork.checkpoint` (or ``with uow.step() as session:``), each of which
+first checks that the job still belongs to this run, and holds no transaction open in between:
+the network calls and computations of a step happen with no transaction open.
+
+Inside a job, ``worker.db.session_scope()`` and ``.delay()`` join ``uow.session``: follow-up
+jobs are deferred in the job's transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import orm
+
+from worker import db
+from worker.jobs import state
+
+
+class UnitOfWork:
+    """One session for a job run (or for a task called directly, with no run to fence)."""
+
+    def __init__(self, run: state.Run | None = None) -> None:
+        self.run = run
+        self.session: orm.Session = db.new_session()
+        self._used = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def pending(self) -> bool:
+        """Whether a transaction is open (something read or written since the last commit)."""
+        return self.session.in_transaction()
+
+    @property
+    def used_database(self) -> bool:
+        """Whether the job has used the database through this unit of work at all."""
+        return self._used or self.pending
+
+    def checkpoint(self) -> None:
+        """Commit what is written so far, in a short transaction of its own.
+
+        Raises
+        ------
+        worker.jobs.state.Fenced
+            The job was taken away from this run: nothing is committed.
+        """
+        if not self.pending:
+            return
+        self._used = True
+        try:
+            if self.run is not None:
+                state.check(self.session, self.run)
+            self.session.commit()
+        except BaseException:
+            self.session.rollback()
+            raise
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[orm.Session]:
+        """A short step: its writes commit when the block ends (rolled back on an exception)."""
+        try:
+            yield self.session
+        except BaseException:
+            self.rollback()
+            raise
+        self.checkpoint()
+
+    def rollback(self) -> None:
+        """Drop what is not committed yet."""
+        if self.pending:
+            self._used = True
+            self.session.rollback()
+
+    def close(self) -> None:
+        """Roll back anything left and release the connection."""
+        self.session.close()
