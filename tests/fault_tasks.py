@@ -18,16 +18,19 @@ from worker.jobs.uow import UnitOfWork
 
 
 @task(name="tests.fence_probe", queue=queues.DEFAULT)
-def fence_probe(name: str, marker: str, seconds: float, first_run_fails: bool) -> str:
-    """The first run (no ``marker`` file yet) creates the marker, sleeps ``seconds`` and then
-    fails permanently (``first_run_fails``) or writes its tenant; later runs write the tenant
-    at once and return ``"run <pid>"``."""
+def fence_probe(
+    name: str, marker: str, seconds: float, first_run_fails: bool, later_seconds: float = 0
+) -> str:
+    """Each run appends its pid to the ``marker`` file. The first run sleeps ``seconds``, then
+    fails permanently (``first_run_fails``) or writes its tenant; later runs sleep
+    ``later_seconds``, write the tenant and return ``"run <pid>"``."""
     path = Path(marker)
-    if not path.exists():
-        path.write_text(str(os.getpid()))
-        time.sleep(seconds)
-        if first_run_fails:
-            raise PermanentError(f"first run of {name} in {os.getpid()} refuses")
+    first = not path.exists()
+    with path.open("a") as handle:
+        handle.write(f"{os.getpid()}\n")
+    time.sleep(seconds if first else later_seconds)
+    if first and first_run_fails:
+        raise PermanentError(f"first run of {name} in {os.getpid()} refuses")
     with db.session_scope() as session:
         session.add(Tenant(name=name))
     return f"run {os.getpid()}"

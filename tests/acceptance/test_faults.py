@@ -70,22 +70,38 @@ def outcome(job_id: int) -> sa.Row[tuple[str, object, str | None]]:
         ).one()
 
 
-@pytest.mark.parametrize("first_run_fails", [True, False], ids=["frozen-fails", "frozen-succeeds"])
+@pytest.mark.parametrize(
+    ("first_run_fails", "wake_while_b_runs"),
+    [(True, False), (False, False), (True, True), (False, True)],
+    ids=["fails-after-b", "succeeds-after-b", "fails-while-b-runs", "succeeds-while-b-runs"],
+)
 def test_a_frozen_workers_run_is_fenced_off_and_writes_nothing(
-    database_url: str, workers: list[WorkerProcess], tmp_path: Path, first_run_fails: bool
+    database_url: str,
+    workers: list[WorkerProcess],
+    tmp_path: Path,
+    first_run_fails: bool,
+    wake_while_b_runs: bool,
 ) -> None:
     a = start(database_url, workers)
-    marker = tmp_path / "first-run"
+    marker = tmp_path / "runs"
     result = fault_tasks.fence_probe.delay(
-        "fenced", marker=str(marker), seconds=4.0, first_run_fails=first_run_fails
-    )
+        "fenced", marker=str(marker), seconds=4.0, first_run_fails=first_run_fails,
+        later_seconds=6.0 if wake_while_b_runs else 0.0,
+    )  # fmt: skip
     wait_until(lambda: marker.exists() and result.status == STARTED, message="A never started it")
 
     os.kill(a.process.pid, signal.SIGSTOP)  # frozen past the stall limit (2 s in tests)
     b = start(database_url, workers)
-    assert result.get(timeout=60) == f"run {b.process.pid}"
-    os.kill(a.process.pid, signal.SIGCONT)
-    a.wait_for_log("was taken away", timeout=30)
+    if wake_while_b_runs:
+        # A wakes up, its 4 s are over, and it tries to end the job while B runs it
+        wait_until(lambda: len(marker.read_text().split()) == 2, message="B never started it")
+        os.kill(a.process.pid, signal.SIGCONT)
+        a.wait_for_log("was taken away", timeout=30)
+        assert result.get(timeout=60) == f"run {b.process.pid}"
+    else:
+        assert result.get(timeout=60) == f"run {b.process.pid}"
+        os.kill(a.process.pid, signal.SIGCONT)
+        a.wait_for_log("was taken away", timeout=30)
 
     time.sleep(1)  # A's run has ended; give a wrong write every chance to land
     assert result.status == SUCCESS
