@@ -46,7 +46,7 @@ def slow_embeddings(httpserver: HTTPServer) -> None:
 
 
 def completed_segments(document_id: str) -> int:
-    with db.session_scope(new=True) as session:
+    with db.session_scope() as session:
         return int(
             session.scalar(
                 sa.select(sa.func.count()).where(

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from tests import factories
 from tests.conftest import Manage
+from tests.uow import run
 from worker import db, runtime
 from worker.config import Settings
 from worker.domain.models import Document, IndexingStatus
@@ -42,8 +43,8 @@ def test_stuck_documents_are_deferred_once(database_url: str) -> None:
     stuck = make_documents(IndexingStatus.PARSING, IndexingStatus.INDEXING)
     make_documents(IndexingStatus.COMPLETED, IndexingStatus.ERROR)
 
-    assert sorted(maintenance.recover_stuck_documents(older_than=60)) == sorted(stuck)
-    assert maintenance.recover_stuck_documents(older_than=60) == [], "their jobs now wait"
+    assert sorted(run(maintenance.recover_stuck_documents, older_than=60)) == sorted(stuck)
+    assert run(maintenance.recover_stuck_documents, older_than=60) == [], "their jobs now wait"
 
 
 def test_documents_with_a_live_job_paused_or_recent_are_left_alone() -> None:
@@ -53,8 +54,8 @@ def test_documents_with_a_live_job_paused_or_recent_are_left_alone() -> None:
     recover_document_indexing_task.delay(str(dataset_id), with_job)
     make_documents(IndexingStatus.SPLITTING, paused=True)
 
-    assert maintenance.recover_stuck_documents(older_than=60) == []
-    assert maintenance.recover_stuck_documents(older_than=7200) == []
+    assert run(maintenance.recover_stuck_documents, older_than=60) == []
+    assert run(maintenance.recover_stuck_documents, older_than=7200) == []
 
 
 def test_documents_recover_command(manage: Manage, database_url: str) -> None:

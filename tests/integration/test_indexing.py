@@ -13,9 +13,10 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tests import documents, factories
+from tests.uow import run
 from worker import db, runtime
 from worker.config import Settings
-from worker.domain import index_ops, indexing
+from worker.domain import index_ops, indexing, notion_sync
 from worker.domain.embedding import LocalEmbedder, OpenAIEmbedder
 from worker.domain.errors import PermanentError, TransientError
 from worker.domain.models import (
@@ -31,6 +32,7 @@ from worker.domain.models import (
 )
 from worker.domain.pipeline import Pipeline
 from worker.domain.ports import EmbeddingBatch
+from worker.jobs.uow import UnitOfWork
 
 
 @pytest.fixture
@@ -65,7 +67,7 @@ def make_doc(
 
 
 def document(document_id: str) -> Document:
-    with db.session_scope(new=True) as session:
+    with db.session_scope() as session:
         row = session.get(Document, document_id)
         assert row is not None
         return row
@@ -73,7 +75,7 @@ def document(document_id: str) -> Document:
 
 def counts(pipeline: Pipeline, dataset_id: str, document_id: str) -> tuple[int, int, int]:
     """(segments, completed segments, vectors) of a document."""
-    with db.session_scope(new=True) as session:
+    with db.session_scope() as session:
         segments = session.scalar(
             sa.select(sa.func.count()).where(DocumentSegment.document_id == document_id)
         )
@@ -102,7 +104,7 @@ class PausingEmbedder:
     def embed(self, texts: Sequence[str]) -> EmbeddingBatch:
         self.calls += 1
         if self.calls == self.after:
-            with db.session_scope(new=True) as session:
+            with db.session_scope() as session:
                 session.execute(
                     sa.update(Document)
                     .where(Document.id == self.document_id)
@@ -117,14 +119,14 @@ def test_pause_stops_before_the_next_batch_and_recover_finishes_without_duplicat
     dataset_id, doc_id = make_doc(storage, documents.corpus(300))
     pausing = dataclasses.replace(pipeline, embedder=PausingEmbedder(doc_id, after=2))
 
-    assert indexing.index_document(pausing, doc_id) == "paused"
+    assert run(indexing.index_document, pausing, doc_id) == "paused"
     segments, completed, vectors = counts(pipeline, dataset_id, doc_id)
     assert document(doc_id).indexing_status is IndexingStatus.INDEXING
     assert 0 < completed < segments and vectors == completed
 
     with db.session_scope() as session:
         session.execute(sa.update(Document).where(Document.id == doc_id).values(is_paused=False))
-    assert indexing.index_document(pipeline, doc_id) == "completed"
+    assert run(indexing.index_document, pipeline, doc_id) == "completed"
 
     assert counts(pipeline, dataset_id, doc_id) == (segments, segments, segments)
 
@@ -140,7 +142,7 @@ def test_failing_embedding_endpoint_ends_in_error_then_retry_completes(
     failing = dataclasses.replace(pipeline, embedder=endpoint)
 
     with pytest.raises(TransientError):
-        indexing.index_document(failing, doc_id)
+        run(indexing.index_document, failing, doc_id)
 
     failed = document(doc_id)
     assert failed.indexing_status is IndexingStatus.ERROR
@@ -148,7 +150,7 @@ def test_failing_embedding_endpoint_ends_in_error_then_retry_completes(
     assert failed.stopped_at is not None
     assert counts(pipeline, dataset_id, doc_id)[2] == 0, "no vector written"
 
-    assert indexing.index_documents(pipeline, [doc_id], restart=True) == {doc_id: "completed"}
+    assert run(indexing.index_documents, pipeline, [doc_id], restart=True) == {doc_id: "completed"}
     segments, completed, vectors = counts(pipeline, dataset_id, doc_id)
     assert segments == completed == vectors > 0
     assert document(doc_id).error is None
@@ -159,9 +161,9 @@ def test_running_twice_never_duplicates_segments_or_vectors(
 ) -> None:
     dataset_id, doc_id = make_doc(storage, documents.corpus(100))
 
-    indexing.index_document(pipeline, doc_id)
+    run(indexing.index_document, pipeline, doc_id)
     first = counts(pipeline, dataset_id, doc_id)
-    indexing.index_document(pipeline, doc_id, restart=True)
+    run(indexing.index_document, pipeline, doc_id, restart=True)
 
     assert counts(pipeline, dataset_id, doc_id) == first
 
@@ -170,7 +172,7 @@ def test_unreadable_file_ends_in_error_with_its_name(storage: Path, pipeline: Pi
     dataset_id, doc_id = make_doc(storage, "%PDF-1.4 not really", name="broken.pdf")
 
     with pytest.raises(PermanentError):
-        indexing.index_document(pipeline, doc_id)
+        run(indexing.index_document, pipeline, doc_id)
 
     failed = document(doc_id)
     assert failed.indexing_status is IndexingStatus.ERROR
@@ -179,7 +181,7 @@ def test_unreadable_file_ends_in_error_with_its_name(storage: Path, pipeline: Pi
 
 
 def test_missing_document_is_a_logged_no_op(pipeline: Pipeline) -> None:
-    assert indexing.index_document(pipeline, "00000000-0000-4000-8000-00000000abcd") is None
+    assert run(indexing.index_document, pipeline, "00000000-0000-4000-8000-00000000abcd") is None
 
 
 def test_economy_dataset_gets_a_keyword_index_that_finds_chinese(
@@ -188,7 +190,7 @@ def test_economy_dataset_gets_a_keyword_index_that_finds_chinese(
     text = "今天的天气很好。我们去公园散步。\n\n数据库索引可以加快查询速度。尤其是在大表上。"
     dataset_id, doc_id = make_doc(storage, text, indexing_technique=IndexTechniqueType.ECONOMY)
 
-    assert indexing.index_document(pipeline, doc_id) == "completed"
+    assert run(indexing.index_document, pipeline, doc_id) == "completed"
 
     with db.session_scope() as session:
         hits = pipeline.keywords.search(session, dataset_id, "数据库查询", top_k=2)
@@ -218,7 +220,7 @@ def test_parent_child_documents_index_their_child_chunks(storage: Path, pipeline
         )  # fmt: skip
         dataset_id, doc_id = str(dataset.id), str(doc.id)
 
-    assert indexing.index_document(pipeline, doc_id) == "completed"
+    assert run(indexing.index_document, pipeline, doc_id) == "completed"
 
     with db.session_scope() as session:
         children = session.scalar(
@@ -273,7 +275,7 @@ def test_notion_sync_reindexes_a_changed_page_and_skips_an_unchanged_one(
         )  # fmt: skip
         doc_id = str(doc.id)
 
-    assert indexing.sync_notion_document(pipeline, doc_id) == "completed"
+    assert run(notion_sync.sync_notion_document, pipeline, doc_id) == "completed"
     synced = document(doc_id)
     assert synced.data_source_info is not None
     assert synced.data_source_info["last_edited_time"] == "2026-11-02T10:00:00.000Z"
@@ -282,7 +284,7 @@ def test_notion_sync_reindexes_a_changed_page_and_skips_an_unchanged_one(
     assert contents == ["Quarterly goals were agreed."]
 
     calls.clear()
-    assert indexing.sync_notion_document(pipeline, doc_id) == "completed"
+    assert run(notion_sync.sync_notion_document, pipeline, doc_id) == "completed"
     assert calls == ["page"], "unchanged page: no content fetched, nothing re-indexed"
 
 
@@ -302,7 +304,7 @@ def test_website_document_is_fetched_and_indexed(
         )  # fmt: skip
         doc_id = str(doc.id)
 
-    assert indexing.index_document(pipeline, doc_id, restart=True) == "completed"
+    assert run(indexing.index_document, pipeline, doc_id, restart=True) == "completed"
 
     with db.session_scope() as session:
         contents = list(session.scalars(sa.select(DocumentSegment.content)))
@@ -311,7 +313,7 @@ def test_website_document_is_fetched_and_indexed(
 
 def test_remove_then_add_document_to_index(storage: Path, pipeline: Pipeline) -> None:
     dataset_id, doc_id = make_doc(storage, documents.corpus(100))
-    indexing.index_document(pipeline, doc_id)
+    run(indexing.index_document, pipeline, doc_id)
     segments = counts(pipeline, dataset_id, doc_id)[0]
     with db.session_scope() as session:
         session.add(
@@ -320,13 +322,13 @@ def test_remove_then_add_document_to_index(storage: Path, pipeline: Pipeline) ->
             )
         )
 
-    assert index_ops.remove_document_from_index(pipeline, doc_id) == "removed"
+    assert run(index_ops.remove_document_from_index, pipeline, doc_id) == "removed"
     assert counts(pipeline, dataset_id, doc_id)[2] == 0
     with db.session_scope() as session:
         enabled = set(session.scalars(sa.select(DocumentSegment.enabled)))
     assert enabled == {False}
 
-    assert index_ops.add_document_to_index(pipeline, doc_id) == "completed"
+    assert run(index_ops.add_document_to_index, pipeline, doc_id) == "completed"
     assert counts(pipeline, dataset_id, doc_id) == (segments, segments, segments)
     with db.session_scope() as session:
         assert set(session.scalars(sa.select(DocumentSegment.enabled))) == {True}
@@ -335,20 +337,20 @@ def test_remove_then_add_document_to_index(storage: Path, pipeline: Pipeline) ->
 
 def test_dataset_vector_index_update_remove_add(storage: Path, pipeline: Pipeline) -> None:
     dataset_id, doc_id = make_doc(storage, documents.corpus(60))
-    indexing.index_document(pipeline, doc_id)
+    run(indexing.index_document, pipeline, doc_id)
     segments = counts(pipeline, dataset_id, doc_id)[0]
 
-    assert index_ops.deal_dataset_vector_index(pipeline, dataset_id, "update") == {
+    assert run(index_ops.deal_dataset_vector_index, pipeline, dataset_id, "update") == {
         doc_id: "completed"
     }
     assert counts(pipeline, dataset_id, doc_id)[2] == segments
-    assert index_ops.deal_dataset_vector_index(pipeline, dataset_id, "remove") == {}
+    assert run(index_ops.deal_dataset_vector_index, pipeline, dataset_id, "remove") == {}
     assert counts(pipeline, dataset_id, doc_id)[2] == 0
-    index_ops.deal_dataset_vector_index(pipeline, dataset_id, "add")
+    run(index_ops.deal_dataset_vector_index, pipeline, dataset_id, "add")
     assert counts(pipeline, dataset_id, doc_id)[2] == segments
     assert document(doc_id).indexing_status is IndexingStatus.COMPLETED
     with pytest.raises(PermanentError, match="action 'explode' is not one of"):
-        index_ops.deal_dataset_vector_index(pipeline, dataset_id, "explode")
+        run(index_ops.deal_dataset_vector_index, pipeline, dataset_id, "explode")
 
 
 class Crash(BaseException):
@@ -377,8 +379,8 @@ def test_a_failing_document_does_not_undo_another_documents_completion(
 ) -> None:
     _, good, bad = two_documents(storage, "%PDF-1.4 bad", "broken.pdf")
 
-    with pytest.raises(PermanentError), db.session_scope(new=True):  # as the job runs it
-        indexing.index_documents(pipeline, [good, bad])
+    with pytest.raises(PermanentError), UnitOfWork() as uow:  # as a job runs it
+        indexing.index_documents(uow, pipeline, [good, bad])
 
     assert document(good).indexing_status is IndexingStatus.COMPLETED
     assert document(bad).indexing_status is IndexingStatus.ERROR
@@ -388,13 +390,13 @@ def test_a_crashed_dataset_rebuild_is_finished_by_its_rerun(
     storage: Path, pipeline: Pipeline
 ) -> None:
     dataset_id, first, second = two_documents(storage, documents.corpus(20), "b.md")
-    indexing.index_documents(pipeline, [first, second])
+    run(indexing.index_documents, pipeline, [first, second])
     expected = [counts(pipeline, dataset_id, d)[2] for d in (first, second)]
     crashing = dataclasses.replace(pipeline, embedder=CrashingEmbedder(first, after=0))
 
     with pytest.raises(Crash):
-        index_ops.deal_dataset_vector_index(crashing, dataset_id, "update")
-    index_ops.deal_dataset_vector_index(pipeline, dataset_id, "update")  # redelivered
+        run(index_ops.deal_dataset_vector_index, crashing, dataset_id, "update")
+    run(index_ops.deal_dataset_vector_index, pipeline, dataset_id, "update")  # redelivered
 
     assert [counts(pipeline, dataset_id, d)[2] for d in (first, second)] == expected
     assert {document(d).indexing_status for d in (first, second)} == {IndexingStatus.COMPLETED}
@@ -424,10 +426,10 @@ def test_a_failed_notion_sync_is_done_again_by_the_next_one(
         doc_id = str(doc.id)
 
     with pytest.raises(TransientError):
-        indexing.sync_notion_document(pipeline, doc_id)
+        run(notion_sync.sync_notion_document, pipeline, doc_id)
     assert document(doc_id).indexing_status is IndexingStatus.ERROR
     assert document(doc_id).data_source_info["last_edited_time"].startswith("2026-11-01")  # type: ignore[index]
 
     notion_server(httpserver, "2026-11-02T10:00:00.000Z", "Back online.")
-    assert indexing.sync_notion_document(pipeline, doc_id) == "completed"
+    assert run(notion_sync.sync_notion_document, pipeline, doc_id) == "completed"
     assert document(doc_id).data_source_info["last_edited_time"].startswith("2026-11-02")  # type: ignore[index]

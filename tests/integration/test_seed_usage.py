@@ -11,6 +11,7 @@ import pytest
 from tests import documents, factories
 from tests.inprocess import drain
 from tests.smtp import SMTPServer
+from tests.uow import run
 from worker import db, runtime
 from worker.app import app
 from worker.config import Settings
@@ -45,7 +46,7 @@ def completed_documents(storage: Path, count: int) -> list[str]:
             )
             ids.append(str(doc.id))
     for document_id in ids:
-        indexing.index_document(runtime.current().pipeline, document_id)
+        run(indexing.index_document, runtime.current().pipeline, document_id)
     return ids
 
 

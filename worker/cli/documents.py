@@ -29,12 +29,15 @@ def add_commands(commands: Any) -> None:
 
 
 def cmd_recover(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.jobs.uow import UnitOfWork
     from worker.tasks import maintenance  # the task modules are heavy: import them when used
 
     with runtime.database_url(settings) as url, reaching(url):
         runtime.setup(url, pool_size=1, settings=settings)
         try:
-            deferred = maintenance.recover_stuck_documents(older_than=args.older_than)
+            with UnitOfWork() as uow:
+                deferred = maintenance.recover_stuck_documents(uow, older_than=args.older_than)
+                uow.checkpoint()  # the scan and its deferrals, in one transaction
         finally:
             runtime.teardown()
     for document_id in deferred:

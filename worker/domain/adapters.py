@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
+
+from sqlalchemy import orm
 
 from worker import db
 from worker.config import EmbeddingProvider, MailType, Settings
@@ -35,7 +39,19 @@ def build_embedder(settings: Settings) -> Embedder:
         )
     else:
         inner = LocalEmbedder(settings.embedding_dimension)
-    return CachedEmbedder(inner, lambda: db.session_scope(new=True))
+    return CachedEmbedder(inner, _cache_session)
+
+
+@contextlib.contextmanager
+def _cache_session() -> Iterator[orm.Session]:
+    """A session of the embedding cache's own, in a short transaction committed on exit.
+
+    Deliberately not the job's unit of work: the cache is not job state, so a vector paid for
+    stays cached whatever the job's outcome (a retry, or a rebuild after a failure, does not pay
+    for it again), and a cache lookup never commits or holds the job's pending writes.
+    """
+    with db.new_session() as session, session.begin():
+        yield session
 
 
 def build_pipeline(settings: Settings) -> Pipeline:

@@ -260,8 +260,8 @@ def _indexed_vector(item: Any) -> tuple[int, list[float]]:
     return index, [float(v) for v in vector]
 
 
-#: Opens a session in a transaction of its own (committed on exit), such as
-#: ``lambda: worker.db.session_scope(new=True)``.
+#: Opens a session in a transaction of its own (committed on exit), never the job's: see
+#: ``worker.domain.adapters``.
 SessionFactory = Callable[[], AbstractContextManager[orm.Session]]
 
 

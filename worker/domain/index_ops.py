@@ -2,8 +2,12 @@
 
 Dify's ``add_document_to_index_task`` (re-enable / un-archive), ``remove_document_from_index_task``
 (disable / archive) and ``deal_dataset_vector_index_task`` (technique or embedding model changed).
-Embedding runs outside transactions; each document's writes commit in one short transaction, so a
-re-run after a crash upserts the same node ids and never duplicates a vector.
+Embedding runs with no transaction open; each batch's vectors commit in a short step of the job's
+unit of work, so a re-run after a crash upserts the same node ids and never duplicates a vector.
+The writes that finish an operation (segments enabled or disabled) go through ``uow.session``
+and commit with the job's success. A failure the job will retry (``retrying``) leaves the
+document as the user set it, with a ``retrying:`` note; any other failure is undone or recorded
+as before.
 """
 
 from __future__ import annotations
@@ -11,14 +15,13 @@ from __future__ import annotations
 import enum
 import logging
 import uuid
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from worker import db
-from worker.domain import indexing, sources
+from worker.domain import indexing, segments, sources
 from worker.domain.errors import DomainError, PermanentError
+from worker.domain.indexing import Retrying, never
 from worker.domain.models import (
     DatasetAutoDisableLog,
     Document,
@@ -27,6 +30,7 @@ from worker.domain.models import (
     SegmentStatus,
 )
 from worker.domain.pipeline import Pipeline, Source
+from worker.domain.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -42,82 +46,129 @@ class VectorIndexAction(enum.StrEnum):
     UPDATE = "update"
 
 
-def add_document_to_index(p: Pipeline, document_id: str) -> str | None:
+def add_document_to_index(
+    uow: UnitOfWork, p: Pipeline, document_id: str, *, retrying: Retrying = never
+) -> str | None:
     """Index a completed document's segments again and enable them.
+
+    Parameters
+    ----------
+    retrying:
+        Whether the job will run again after a failure: the document is then left enabled.
 
     Raises
     ------
     DomainError
-        After disabling the document and recording the error on it.
+        After disabling the document and recording the error on it (unless retried).
     """
-    loaded = _completed_source(document_id)
-    if loaded is None:
+    source = _completed_source(uow, document_id)
+    if source is None:
         return None
     try:
-        _reindex_segments(p, loaded, enabled_only=False)
-        with db.session_scope() as session:  # joins the job's transaction
-            session.execute(
-                sa.delete(DatasetAutoDisableLog).where(
-                    DatasetAutoDisableLog.document_id == loaded.document_id
-                )
+        _reindex_segments(uow, p, source, enabled_only=False)
+        session = uow.session  # the job's own writes: they commit with its success
+        session.execute(
+            sa.delete(DatasetAutoDisableLog).where(
+                DatasetAutoDisableLog.document_id == source.document_id
             )
-            session.execute(
-                sa.update(DocumentSegment)
-                .where(DocumentSegment.document_id == loaded.document_id)
-                .values(enabled=True, disabled_at=None, disabled_by=None)
-            )
+        )
+        session.execute(
+            sa.update(DocumentSegment)
+            .where(DocumentSegment.document_id == source.document_id)
+            .values(enabled=True, disabled_at=None, disabled_by=None)
+        )
+        indexing.clear_retry_note(session, source.document_id)
     except Exception as exc:
-        with db.session_scope(new=True) as session:
-            session.execute(
-                sa.update(Document)
-                .where(Document.id == loaded.document_id)
-                .values(enabled=False, disabled_at=indexing.now())
-            )
-        indexing.fail(document_id, exc)
+        if not retrying(exc):
+            uow.rollback()
+            with uow.step() as session:
+                session.execute(
+                    sa.update(Document)
+                    .where(Document.id == source.document_id)
+                    .values(enabled=False, disabled_at=indexing.now())
+                )
+        indexing.fail(uow, document_id, exc, retrying=retrying)
         raise
     return IndexingStatus.COMPLETED.value
 
 
-def remove_document_from_index(p: Pipeline, document_id: str) -> str | None:
+def remove_document_from_index(
+    uow: UnitOfWork, p: Pipeline, document_id: str, *, retrying: Retrying = never
+) -> str | None:
     """Delete a completed document's vectors and keywords and disable its segments.
+
+    Parameters
+    ----------
+    retrying:
+        Whether the job will run again after a failure: the document is then left disabled.
 
     Raises
     ------
     DomainError
-        After re-enabling the document (unless archived): the user's toggle is rolled back.
+        After re-enabling the document (unless archived, or retried): the user's toggle is
+        rolled back.
     """
-    loaded = _completed_source(document_id)
-    if loaded is None:
+    source = _completed_source(uow, document_id)
+    if source is None:
         return None
     try:
-        with db.session_scope() as session:  # joins the job's transaction
-            _drop_document_index(p, session, loaded)
-            disabled_by = session.scalar(
-                sa.select(Document.disabled_by).where(Document.id == loaded.document_id)
-            )
-            session.execute(
-                sa.update(DocumentSegment)
-                .where(DocumentSegment.document_id == loaded.document_id)
-                .values(enabled=False, disabled_at=indexing.now(), disabled_by=disabled_by)
-            )
-    except Exception:
-        with db.session_scope(new=True) as session:
-            session.execute(
-                sa.update(Document)
-                .where(Document.id == loaded.document_id, Document.archived.is_(False))
-                .values(enabled=True, disabled_at=None, disabled_by=None)
-            )
+        session = uow.session  # the job's own writes: they commit with its success
+        _drop_document_index(p, session, source)
+        disabled_by = session.scalar(
+            sa.select(Document.disabled_by).where(Document.id == source.document_id)
+        )
+        session.execute(
+            sa.update(DocumentSegment)
+            .where(DocumentSegment.document_id == source.document_id)
+            .values(enabled=False, disabled_at=indexing.now(), disabled_by=disabled_by)
+        )
+        indexing.clear_retry_note(session, source.document_id)
+    except Exception as exc:
+        _undo_remove(uow, source, exc, retried=retrying(exc))
         raise
     return "removed"
 
 
-def deal_dataset_vector_index(p: Pipeline, dataset_id: str, action: str) -> dict[str, str | None]:
+def _undo_remove(uow: UnitOfWork, source: Source, exc: BaseException, *, retried: bool) -> None:
+    uow.rollback()  # the job's writes would roll back with its failure anyway
+    document = Document.id == source.document_id
+    with uow.step() as session:
+        if retried:
+            note = indexing.RETRY_NOTE + indexing.reason(exc)
+            session.execute(sa.update(Document).where(document).values(error=note))
+        else:
+            session.execute(
+                sa.update(Document)
+                .where(document, Document.archived.is_(False))
+                .values(enabled=True, disabled_at=None, disabled_by=None)
+            )
+    logger.warning(
+        "removing document %s from the index failed%s: %s",
+        source.document_id,
+        ", to be retried" if retried else "",
+        indexing.reason(exc),
+        extra={"action": "index_remove_failed", "document_id": str(source.document_id)},
+    )
+
+
+def deal_dataset_vector_index(
+    uow: UnitOfWork, p: Pipeline, dataset_id: str, action: str, *, retrying: Retrying = never
+) -> dict[str, str | None]:
     """Add, remove or rebuild a dataset's vectors; each document records its own outcome.
+
+    Parameters
+    ----------
+    action:
+        A :class:`VectorIndexAction` value.
+    retrying:
+        Whether the job will run again after a failure: such documents stay ``completed``.
 
     Raises
     ------
     PermanentError
-        Unknown action, or (at the end) naming every document that failed.
+        Unknown action, or (at the end) naming every document that failed for good.
+    TransientError
+        At the end, when some document's failure will be retried.
     """
     try:
         chosen = VectorIndexAction(action)
@@ -127,13 +178,15 @@ def deal_dataset_vector_index(p: Pipeline, dataset_id: str, action: str) -> dict
         ) from None
     dataset = sources.as_uuid(dataset_id, what="dataset id")
     collection = p.vectors.collection_name(str(dataset))
-    with db.session_scope(new=True) as session:
+    with uow.step() as session:
         if chosen is not VectorIndexAction.ADD:
             p.vectors.delete_collection(session, collection)
         if chosen is VectorIndexAction.REMOVE:
             return {}
         document_ids = _eligible(session, dataset)
-    return indexing.each_document(document_ids, lambda d: _rebuild_document(p, d))
+    return indexing.each_document(
+        document_ids, lambda d: _rebuild_document(uow, p, d, retrying), retrying=retrying
+    )
 
 
 def _eligible(session: orm.Session, dataset_id: uuid.UUID) -> list[str]:
@@ -153,21 +206,25 @@ def _eligible(session: orm.Session, dataset_id: uuid.UUID) -> list[str]:
     ]
 
 
-def _rebuild_document(p: Pipeline, document_id: str) -> str | None:
-    loaded = sources.load_if_exists(document_id, purpose="rebuild")
+def _rebuild_document(
+    uow: UnitOfWork, p: Pipeline, document_id: str, retrying: Retrying
+) -> str | None:
+    loaded = sources.load_if_exists(uow, document_id, purpose="rebuild")
     if loaded is None:
         return None
     source, _ = loaded
     try:
-        _reindex_segments(p, source, enabled_only=True)
+        _reindex_segments(uow, p, source, enabled_only=True)
     except DomainError as exc:
-        indexing.fail(document_id, exc)
+        indexing.fail(uow, document_id, exc, retrying=retrying)
         raise
+    with uow.step() as session:
+        indexing.clear_retry_note(session, source.document_id)
     return IndexingStatus.COMPLETED.value
 
 
-def _completed_source(document_id: str) -> Source | None:
-    loaded = sources.load_if_exists(document_id, purpose="change in the index")
+def _completed_source(uow: UnitOfWork, document_id: str) -> Source | None:
+    loaded = sources.load_if_exists(uow, document_id, purpose="change in the index")
     if loaded is None:
         return None
     source, status = loaded
@@ -182,11 +239,11 @@ def _completed_source(document_id: str) -> Source | None:
     return source
 
 
-def _reindex_segments(p: Pipeline, source: Source, *, enabled_only: bool) -> None:
-    """Embed and upsert the document's completed segments, a batch per transaction."""
+def _reindex_segments(uow: UnitOfWork, p: Pipeline, source: Source, *, enabled_only: bool) -> None:
+    """Embed and upsert the document's completed segments, a step per batch."""
     after = -1
     while True:
-        with db.session_scope(new=True) as session:
+        with uow.step() as session:
             query = sa.select(DocumentSegment).where(
                 DocumentSegment.document_id == source.document_id,
                 DocumentSegment.status == SegmentStatus.COMPLETED,
@@ -197,13 +254,13 @@ def _reindex_segments(p: Pipeline, source: Source, *, enabled_only: bool) -> Non
             batch = list(
                 session.scalars(query.order_by(DocumentSegment.position).limit(p.batch_size))
             )
-            nodes = indexing.nodes_of(session, source, batch)
+            nodes = segments.nodes_of(session, source, batch)
         if not batch:
             return
         after = batch[-1].position
-        _, vectors = indexing.embed_nodes(p, source, nodes)
-        with db.session_scope(new=True) as session:
-            indexing.write_index(p, session, source, batch, vectors)
+        _, vectors = segments.embed_nodes(p, source, nodes)  # no transaction open
+        with uow.step() as session:
+            segments.write_index(p, session, source, batch, vectors)
 
 
 def _drop_document_index(p: Pipeline, session: orm.Session, source: Source) -> None:

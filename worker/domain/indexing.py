@@ -2,18 +2,22 @@
 
 Status machine (``documents.indexing_status``): waiting -> parsing -> splitting -> indexing ->
 completed | error, each step committed on the document with its timestamp. The text is read and
-embedded outside any transaction; each step's writes commit in their own short transaction:
+embedded with no transaction open; each step's writes commit in a short step of the job's unit of
+work (``uow.step()``), never with the job's outcome:
 
 1. ``parsing``: read the source (storage, Notion, web);
 2. ``splitting``: clean and split; old segments, child chunks, vectors and keywords of the
-   document are replaced by the new ones in one transaction (stable node ids: no duplicates);
+   document are replaced by the new ones in one step (stable node ids: no duplicates);
 3. ``indexing``: segments are embedded and loaded batch by batch; each batch's vectors and its
    segments' ``completed`` status commit together. The pause flag is checked before each batch;
-4. ``completed``: tokens, latency, in a last short transaction.
+4. ``completed``: tokens, latency, in a last step: a job indexing several documents does not
+   lose one's completion when a later one fails.
 
 Re-running resumes by status: ``indexing`` loads only the segments not yet completed; earlier
-statuses start over from the source. Every failure ends in ``error`` with the message on the
-document, then is raised so that the job records it too.
+statuses start over from the source. A failure is recorded on the document, then raised so that
+the job records it too: a failure the job will retry (``retrying``, supplied by the task) keeps
+the document in progress with ``retrying: <reason>`` as its error, and the retry resumes it by
+its rows' state; any other failure ends in ``error`` with the reason.
 """
 
 from __future__ import annotations
@@ -27,23 +31,17 @@ from collections.abc import Callable, Sequence
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from worker import db
-from worker.domain import chunking, pipeline, sources
-from worker.domain.errors import DomainError, PermanentError
-from worker.domain.models import (
-    ChildChunk,
-    Document,
-    DocumentSegment,
-    IndexingStatus,
-    IndexStructureType,
-    IndexTechniqueType,
-    SegmentStatus,
-)
-from worker.domain.pipeline import Pipeline, PlannedSegment, Source
-from worker.domain.ports import VectorItem
+from worker.domain import chunking, pipeline, segments, sources
+from worker.domain.errors import DomainError, PermanentError, TransientError
+from worker.domain.models import Document, IndexingStatus
+from worker.domain.pipeline import Pipeline, Source
 from worker.domain.sql import queries as sql_queries
+from worker.domain.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
+
+#: Whether a failure will be retried (the job runs again): such a document stays in progress.
+Retrying = Callable[[BaseException], bool]
 
 #: Statuses from which the whole pipeline starts over from the source.
 RESTART_STATUSES = frozenset(
@@ -54,42 +52,65 @@ RESTART_STATUSES = frozenset(
         IndexingStatus.SPLITTING,
     }
 )
+#: Prefix of ``documents.error`` while a failure waits for its retry (the status is unchanged).
+RETRY_NOTE = "retrying: "
 
 
 class DocumentPaused(DomainError):
     """The document was paused; indexing stopped before the next batch."""
 
 
+def never(exc: BaseException) -> bool:
+    """No failure is retried: the service was called outside a job (a command, a test)."""
+    return False
+
+
 def now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def index_document(p: Pipeline, document_id: str, *, restart: bool = False) -> str | None:
+def index_document(
+    uow: UnitOfWork,
+    p: Pipeline,
+    document_id: str,
+    *,
+    restart: bool = False,
+    retrying: Retrying = never,
+) -> str | None:
     """Index one document from where it stands (or from its source with ``restart``).
 
     Returns the final status, or ``None`` when the document does not exist (logged).
 
+    Parameters
+    ----------
+    uow:
+        The job's unit of work; every write is a step of it (nothing waits for the job's end).
+    restart:
+        Start over from the source whatever the status (the source or the rule changed).
+    retrying:
+        Whether the job will run again after a failure: the document then stays in progress.
+
     Raises
     ------
     DomainError
-        After recording it on the document as ``error`` (a pause is not an error: it returns).
+        After recording it on the document (a pause is not an error: it returns ``paused``).
     """
     started = time.perf_counter()
     try:
-        loaded = sources.load_if_exists(document_id, purpose="index")
+        loaded = sources.load_if_exists(uow, document_id, purpose="index")
     except PermanentError as exc:
-        fail(document_id, exc)
+        fail(uow, document_id, exc)
         raise
     if loaded is None:
         return None
     source, status = loaded
     try:
         if restart or status in RESTART_STATUSES:
-            _parse_and_split(p, source)
+            _parse_and_split(uow, p, source)
         elif status is not IndexingStatus.INDEXING:
             return status.value
-        tokens = _load_pending(p, source)
-        _complete(source.document_id, tokens, time.perf_counter() - started)
+        tokens = _load_pending(uow, p, source)
+        _complete(uow, source.document_id, tokens, time.perf_counter() - started)
     except DocumentPaused:
         logger.info(
             "document %s paused: indexing stopped",
@@ -98,20 +119,20 @@ def index_document(p: Pipeline, document_id: str, *, restart: bool = False) -> s
         )
         return IndexingStatus.PAUSED.value
     except Exception as exc:
-        fail(document_id, exc)
+        fail(uow, document_id, exc, retrying=retrying)
         raise
     return IndexingStatus.COMPLETED.value
 
 
-def _parse_and_split(p: Pipeline, source: Source) -> None:
-    _set_status(source.document_id, IndexingStatus.PARSING, processing_started_at=now())
+def _parse_and_split(uow: UnitOfWork, p: Pipeline, source: Source) -> None:
+    _set_status(uow, source.document_id, IndexingStatus.PARSING, processing_started_at=now())
     text = pipeline.read_text(p, source)
-    _set_status(source.document_id, IndexingStatus.SPLITTING, parsing_completed_at=now())
+    _set_status(uow, source.document_id, IndexingStatus.SPLITTING, parsing_completed_at=now())
     planned = pipeline.plan_segments(source, text)
-    with db.session_scope(new=True) as session:
+    with uow.step() as session:
         _check_not_paused(session, source.document_id)
-        clear_document_index(p, session, source)
-        _insert_segments(session, source, planned)
+        segments.clear_document_index(p, session, source)
+        segments.insert_segments(session, source, planned)
         stamp = now()
         session.execute(
             sa.update(Document)
@@ -127,186 +148,29 @@ def _parse_and_split(p: Pipeline, source: Source) -> None:
         )
 
 
-def clear_document_index(p: Pipeline, session: orm.Session, source: Source) -> None:
-    """Delete the document's segments, child chunks, vectors and keywords (one transaction)."""
-    collection = p.vectors.collection_name(str(source.dataset_id))
-    p.vectors.delete_document(session, collection, str(source.document_id))
-    p.keywords.delete_document(session, str(source.dataset_id), str(source.document_id))
-    session.execute(sa.delete(ChildChunk).where(ChildChunk.document_id == source.document_id))
-    session.execute(
-        sa.delete(DocumentSegment).where(DocumentSegment.document_id == source.document_id)
-    )
-
-
-def _insert_segments(
-    session: orm.Session, source: Source, planned: Sequence[PlannedSegment]
-) -> None:
-    """Insert the segments and their child chunks in two multi-row statements."""
-    stamp = now()
-    common = {
-        "tenant_id": source.tenant_id,
-        "dataset_id": source.dataset_id,
-        "document_id": source.document_id,
-        "created_by": source.created_by,
-        "indexing_at": stamp,
-    }
-    segments: list[dict[str, object]] = []
-    children: list[dict[str, object]] = []
-    for segment in planned:
-        segment_id = uuid.uuid4()
-        segments.append(
-            {
-                **common,
-                "id": segment_id,
-                "position": segment.position,
-                "content": segment.content,
-                "word_count": chunking.word_count(segment.content),
-                "tokens": segment.tokens,
-                "index_node_id": segment.node_id,
-                "index_node_hash": segment.node_hash,
-                "status": SegmentStatus.INDEXING,
-            }
-        )
-        children.extend(
-            {
-                **common,
-                "segment_id": segment_id,
-                "position": child.position,
-                "content": child.content,
-                "word_count": chunking.word_count(child.content),
-                "index_node_id": child.node_id,
-                "index_node_hash": child.node_hash,
-            }
-            for child in segment.children
-        )
-    if segments:
-        session.execute(sa.insert(DocumentSegment), segments)
-    if children:
-        session.execute(sa.insert(ChildChunk), children)
-
-
-def _load_pending(p: Pipeline, source: Source) -> int:
-    """Embed and load the segments not completed yet, a batch per transaction; return tokens."""
+def _load_pending(uow: UnitOfWork, p: Pipeline, source: Source) -> int:
+    """Embed and load the segments not completed yet, a step per batch; return tokens."""
     tokens = 0
     while True:
-        with db.session_scope(new=True) as session:
+        with uow.step() as session:
             _check_not_paused(session, source.document_id)
-            batch = _pending_segments(session, source.document_id, p.batch_size)
-            nodes = nodes_of(session, source, batch)
+            batch = segments.pending_segments(session, source.document_id, p.batch_size)
+            nodes = segments.nodes_of(session, source, batch)
         if not batch:
             return tokens
-        tokens += _store(p, source, batch, nodes)
+        spent, vectors = segments.embed_nodes(p, source, nodes)  # no transaction open
+        with uow.step() as session:
+            _check_not_paused(session, source.document_id)
+            segments.write_index(p, session, source, batch, vectors)
+            segments.mark_indexed(session, source, batch, spent)
+        tokens += spent
 
 
-def _pending_segments(
-    session: orm.Session, document_id: uuid.UUID, limit: int
-) -> list[DocumentSegment]:
-    return list(
-        session.scalars(
-            sa.select(DocumentSegment)
-            .where(
-                DocumentSegment.document_id == document_id,
-                DocumentSegment.status != SegmentStatus.COMPLETED,
-            )
-            .order_by(DocumentSegment.position)
-            .limit(limit)
-        )
-    )
-
-
-def nodes_of(
-    session: orm.Session, source: Source, batch: Sequence[DocumentSegment]
-) -> list[tuple[str, str, str]]:
-    """``(node_id, content, segment index_node_id)`` of what gets embedded for ``batch``:
-    the segments themselves, or their child chunks for parent-child documents."""
-    if source.doc_form is not IndexStructureType.PARENT_CHILD_INDEX:
-        return [(str(s.index_node_id), s.content, str(s.index_node_id)) for s in batch]
-    parents = {s.id: str(s.index_node_id) for s in batch}
-    children = session.scalars(
-        sa.select(ChildChunk)
-        .where(ChildChunk.segment_id.in_(list(parents)))
-        .order_by(ChildChunk.segment_id, ChildChunk.position)
-    )
-    return [(str(c.index_node_id), c.content, parents[c.segment_id]) for c in children]
-
-
-def _store(
-    p: Pipeline,
-    source: Source,
-    batch: Sequence[DocumentSegment],
-    nodes: Sequence[tuple[str, str, str]],
-) -> int:
-    tokens, vectors = embed_nodes(p, source, nodes)
-    with db.session_scope(new=True) as session:
-        _check_not_paused(session, source.document_id)
-        write_index(p, session, source, batch, vectors)
-        stamp = now()
-        session.execute(
-            sa.update(DocumentSegment)
-            .where(DocumentSegment.id.in_([s.id for s in batch]))
-            .values(status=SegmentStatus.COMPLETED, enabled=True, completed_at=stamp, error=None)
-        )
-        session.execute(
-            sa.update(ChildChunk)
-            .where(ChildChunk.segment_id.in_([s.id for s in batch]))
-            .values(completed_at=stamp)
-        )
-        session.execute(
-            sa.update(Document)
-            .where(Document.id == source.document_id)
-            .values(tokens=sa.func.coalesce(Document.tokens, 0) + tokens)
-        )
-    return tokens
-
-
-def embed_nodes(
-    p: Pipeline, source: Source, nodes: Sequence[tuple[str, str, str]]
-) -> tuple[int, list[VectorItem]]:
-    """Embed ``(node_id, content, parent node id)`` nodes of a high-quality dataset (no
-    transaction is open here); economy datasets get no vectors. Returns tokens and vectors."""
-    if source.technique is not IndexTechniqueType.HIGH_QUALITY or not nodes:
-        return 0, []
-    embedded = p.embedder.embed([content for _, content, _ in nodes])
-    return embedded.tokens, [
-        VectorItem(
-            node_id=node_id,
-            content=content,
-            embedding=vector,
-            document_id=str(source.document_id),
-            metadata={
-                "doc_id": node_id,
-                "document_id": str(source.document_id),
-                "dataset_id": str(source.dataset_id),
-                "parent_id": parent,
-            },
-        )
-        for (node_id, content, parent), vector in zip(nodes, embedded.vectors, strict=True)
-    ]
-
-
-def write_index(
-    p: Pipeline,
-    session: orm.Session,
-    source: Source,
-    batch: Sequence[DocumentSegment],
-    vectors: Sequence[VectorItem],
-) -> None:
-    """Upsert ``batch``'s vectors (high quality) or keywords (economy) in ``session``."""
-    if source.technique is IndexTechniqueType.ECONOMY:
-        p.keywords.upsert(
-            session,
-            str(source.dataset_id),
-            [(str(s.index_node_id), str(source.document_id), s.content, None) for s in batch],
-        )
-    elif vectors:
-        p.vectors.upsert(session, p.vectors.collection_name(str(source.dataset_id)), vectors)
-
-
-def _complete(document_id: uuid.UUID, tokens: int, latency: float) -> None:
-    # Its own short transaction, not the job's: a job indexing several documents must not
-    # lose one's completion when a later one fails, nor hold its row lock meanwhile. A re-run
-    # finds the document completed and leaves it alone.
-    with db.session_scope(new=True) as session:
+def _complete(uow: UnitOfWork, document_id: uuid.UUID, tokens: int, latency: float) -> None:
+    # A step, not the job's outcome: a job indexing several documents must not lose one's
+    # completion when a later one fails, nor hold its row lock meanwhile. A re-run finds the
+    # document completed and leaves it alone.
+    with uow.step() as session:
         session.execute(
             sa.update(Document)
             .where(Document.id == document_id)
@@ -333,8 +197,10 @@ def _check_not_paused(session: orm.Session, document_id: uuid.UUID) -> None:
         raise DocumentPaused(f"document {document_id} is paused")
 
 
-def _set_status(document_id: uuid.UUID, status: IndexingStatus, **stamps: object) -> None:
-    with db.session_scope(new=True) as session:
+def _set_status(
+    uow: UnitOfWork, document_id: uuid.UUID, status: IndexingStatus, **stamps: object
+) -> None:
+    with uow.step() as session:
         _check_not_paused(session, document_id)
         session.execute(
             sa.update(Document)
@@ -343,109 +209,114 @@ def _set_status(document_id: uuid.UUID, status: IndexingStatus, **stamps: object
         )
 
 
-def fail(document_id: str, exc: BaseException) -> None:
-    message = str(exc) or type(exc).__name__
+def fail(
+    uow: UnitOfWork, document_id: str, exc: BaseException, *, retrying: Retrying = never
+) -> None:
+    """Record a failure on the document, in a step of its own (what the job had not committed
+    yet is dropped first: the job fails, so it would roll back anyway).
+
+    A failure that ``retrying`` says the job will retry leaves the status as it is and sets the
+    error to ``retrying: <reason>``; any other sets ``error`` with the reason and ``stopped_at``.
+    """
+    message = reason(exc)
+    retried = retrying(exc)
+    uow.rollback()
     try:
         doc_id = sources.as_uuid(document_id, what="document id")
     except PermanentError:
         doc_id = None  # a malformed id names no document: the job's outcome carries the error
     if doc_id is not None:
-        with db.session_scope(new=True) as session:
-            session.execute(
-                sa.update(Document)
-                .where(Document.id == doc_id)
-                .values(indexing_status=IndexingStatus.ERROR, error=message, stopped_at=now())
-            )
+        values: dict[str, object] = (
+            {"error": RETRY_NOTE + message}  # the status stays: the retry resumes from it
+            if retried
+            else {"indexing_status": IndexingStatus.ERROR, "error": message, "stopped_at": now()}
+        )
+        with uow.step() as session:
+            session.execute(sa.update(Document).where(Document.id == doc_id).values(**values))
     logger.warning(
-        "indexing document %s failed: %s",
+        "indexing document %s failed%s: %s",
         document_id,
+        ", to be retried" if retried else "",
         message,
-        extra={"action": "indexing_failed", "document_id": document_id},
+        extra={
+            "action": "indexing_retrying" if retried else "indexing_failed",
+            "document_id": document_id,
+        },
+    )
+
+
+def reason(exc: BaseException) -> str:
+    """What ``documents.error`` says of a failure."""
+    return str(exc) or type(exc).__name__
+
+
+def clear_retry_note(session: orm.Session, document_id: uuid.UUID) -> None:
+    """Clear the document's ``retrying:`` note (its retry succeeded), and no other error."""
+    session.execute(
+        sa.update(Document)
+        .where(Document.id == document_id, Document.error.startswith(RETRY_NOTE, autoescape=True))
+        .values(error=None)
     )
 
 
 def index_documents(
-    p: Pipeline, document_ids: Sequence[str], *, restart: bool = False
+    uow: UnitOfWork,
+    p: Pipeline,
+    document_ids: Sequence[str],
+    *,
+    restart: bool = False,
+    retrying: Retrying = never,
 ) -> dict[str, str | None]:
     """Index several documents one after the other; each records its own outcome.
 
     Raises
     ------
-    PermanentError
-        At the end, naming every document that failed (each is ``error`` with its message).
+    TransientError, PermanentError
+        At the end, naming every document that failed (see :func:`each_document`).
     """
     return each_document(
-        document_ids, lambda document_id: index_document(p, document_id, restart=restart)
+        document_ids,
+        lambda d: index_document(uow, p, d, restart=restart, retrying=retrying),
+        retrying=retrying,
     )
 
 
 def each_document(
-    document_ids: Sequence[str], step: Callable[[str], str | None]
+    document_ids: Sequence[str], step: Callable[[str], str | None], *, retrying: Retrying = never
 ) -> dict[str, str | None]:
     """Run ``step`` for each document, recording each outcome; one summary error at the end.
 
-    A failing ``step`` records its error on its document (``fail``) before raising.
+    A failing ``step`` records its error on its document (``fail``) before raising. A document
+    ``step`` finds in ``error`` (failed for good by an earlier run of the job) counts as failed.
 
     Raises
     ------
+    TransientError
+        Some document's failure will be retried (``retrying``): the job runs again, and finds
+        the documents that completed already completed.
     PermanentError
-        Naming every document whose step raised a ``DomainError``.
+        Otherwise, naming every document that failed.
     """
     outcome: dict[str, str | None] = {}
     failures: list[str] = []
+    retried = 0
     for document_id in document_ids:
         try:
             outcome[document_id] = step(document_id)
         except DomainError as exc:
             outcome[document_id] = IndexingStatus.ERROR.value
-            failures.append(f"{document_id}: {exc}")
-    if failures:
-        raise PermanentError(
-            f"{len(failures)} of {len(document_ids)} document(s) failed: " + "; ".join(failures)
-        )
-    return outcome
-
-
-def sync_notion_document(p: Pipeline, document_id: str) -> str | None:
-    """Re-index a Notion document if its page changed since the last import; else a no-op.
-
-    The page's new ``last_edited_time`` is stored only once the re-import completed, so a sync
-    that crashed or failed is done again by the next one instead of being taken as done.
-    """
-    loaded = sources.load_if_exists(document_id, purpose="sync")
-    if loaded is None:
-        return None
-    source, status = loaded
-    if status is IndexingStatus.PARSING:
-        return status.value  # another run is importing it right now
-    page_id, page_type = pipeline.notion_page(source)
-    if p.notion is None:
-        exc = PermanentError("NOTION_INTEGRATION_TOKEN is not set: cannot sync from Notion")
-        fail(document_id, exc)
-        raise exc
-    client = p.notion()
-    try:
-        edited = client.last_edited_time(page_id, page_type)
-    finally:
-        client.close()
-    unchanged = edited == source.data_source_info.get("last_edited_time")
-    if unchanged and status is IndexingStatus.COMPLETED:
-        logger.info(
-            "notion page of document %s unchanged since %s: nothing to sync",
-            document_id,
-            edited,
-            extra={"action": "notion_sync_unchanged", "document_id": document_id},
-        )
-        return status.value
-    outcome = index_document(p, document_id, restart=True)
-    if outcome == IndexingStatus.COMPLETED.value:
-        with db.session_scope(new=True) as session:
-            session.execute(
-                sa.update(Document)
-                .where(Document.id == source.document_id)
-                .values(data_source_info={**source.data_source_info, "last_edited_time": edited})
-            )
-    return outcome
+            if retrying(exc):
+                retried += 1
+                failures.append(f"{document_id}: {exc} (to be retried)")
+            else:
+                failures.append(f"{document_id}: {exc}")
+            continue
+        if outcome[document_id] == IndexingStatus.ERROR.value:
+            failures.append(f"{document_id}: in error (its error says why)")
+    if not failures:
+        return outcome
+    message = f"{len(failures)} of {len(document_ids)} document(s) failed: " + "; ".join(failures)
+    raise TransientError(message) if retried else PermanentError(message)
 
 
 def stuck_documents(

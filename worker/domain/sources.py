@@ -1,4 +1,4 @@
-"""Reading what the pipeline needs of a document, in one short transaction."""
+"""Reading what the pipeline needs of a document, in one short step of the job's unit of work."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import uuid
 
 from sqlalchemy import orm
 
-from worker import db
 from worker.domain import chunking
 from worker.domain.errors import PermanentError
 from worker.domain.models import (
@@ -22,6 +21,7 @@ from worker.domain.models import (
     UploadFile,
 )
 from worker.domain.pipeline import Source
+from worker.domain.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +41,11 @@ def as_uuid(value: str | uuid.UUID, *, what: str) -> uuid.UUID:
 
 
 def load_if_exists(
-    document_id: str | uuid.UUID, *, purpose: str
+    uow: UnitOfWork, document_id: str | uuid.UUID, *, purpose: str
 ) -> tuple[Source, IndexingStatus] | None:
     """:func:`load`, or ``None`` (logged: nothing to ``purpose``) for a missing document."""
     try:
-        return load(document_id)
+        return load(uow, document_id)
     except DocumentMissing:
         logger.info(
             "document %s not found: nothing to %s",
@@ -56,8 +56,11 @@ def load_if_exists(
         return None
 
 
-def load(document_id: str | uuid.UUID) -> tuple[Source, IndexingStatus]:
-    """The document's :class:`Source` and its current status.
+def load(uow: UnitOfWork, document_id: str | uuid.UUID) -> tuple[Source, IndexingStatus]:
+    """The document's :class:`Source` and its current status, read in one step.
+
+    The rows are read again from the database even if an earlier step of the same unit of work
+    loaded them (the session keeps its objects across steps).
 
     Raises
     ------
@@ -67,11 +70,11 @@ def load(document_id: str | uuid.UUID) -> tuple[Source, IndexingStatus]:
         Its dataset, process rule or uploaded file is missing or unusable.
     """
     doc_id = as_uuid(document_id, what="document id")
-    with db.session_scope(new=True) as session:
-        document = session.get(Document, doc_id)
+    with uow.step() as session:
+        document = session.get(Document, doc_id, populate_existing=True)
         if document is None:
             raise DocumentMissing(str(doc_id))
-        dataset = session.get(Dataset, document.dataset_id)
+        dataset = session.get(Dataset, document.dataset_id, populate_existing=True)
         if dataset is None:
             raise PermanentError(f"dataset {document.dataset_id} of document {doc_id} not found")
         rule = _rule(session, document)
@@ -102,7 +105,7 @@ def _rule(session: orm.Session, document: Document) -> chunking.ProcessRule:
             else ProcessRuleMode.AUTOMATIC
         )
         return chunking.parse_rule(mode.value, None)
-    rule = session.get(DatasetProcessRule, document.dataset_process_rule_id)
+    rule = session.get(DatasetProcessRule, document.dataset_process_rule_id, populate_existing=True)
     if rule is None:
         raise PermanentError(
             f"process rule {document.dataset_process_rule_id} of document {document.id} not found"
@@ -116,7 +119,9 @@ def _upload(session: orm.Session, document: Document) -> tuple[str, str] | None:
     file_id = (document.data_source_info or {}).get("upload_file_id")
     if not file_id:
         raise PermanentError(f"document {document.id} has no upload_file_id")
-    upload = session.get(UploadFile, as_uuid(file_id, what="upload_file_id"))
+    upload = session.get(
+        UploadFile, as_uuid(file_id, what="upload_file_id"), populate_existing=True
+    )
     if upload is None:
         raise PermanentError(f"upload file {file_id} of document {document.id} not found")
     return upload.key, upload.extension

@@ -6,9 +6,12 @@ Every task is importable from here by its Dify name, so ported code changes only
 
 from __future__ import annotations
 
-from worker.tasks.indexing import (
+from worker.tasks.index_ops import (
     add_document_to_index_task,
     deal_dataset_vector_index_task,
+    remove_document_from_index_task,
+)
+from worker.tasks.indexing import (
     document_indexing_sync_task,
     document_indexing_task,
     document_indexing_update_task,
@@ -16,7 +19,6 @@ from worker.tasks.indexing import (
     normal_document_indexing_task,
     priority_document_indexing_task,
     recover_document_indexing_task,
-    remove_document_from_index_task,
     retry_document_indexing_task,
     sync_website_document_indexing_task,
 )
