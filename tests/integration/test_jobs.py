@@ -237,3 +237,17 @@ def test_a_retry_blocked_by_a_waiting_duplicate_fails_instead_of_sticking() -> N
             sa.text("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'")
         ).scalar_one()
     assert waiting == 1, "the duplicate still waits and will do the work"
+
+
+def test_a_jobs_times_are_those_of_its_run_and_its_commit() -> None:
+    from worker.jobs import admin
+
+    result = sample_tasks.slow_tenant.delay("timed", seconds=1.5)
+    drain()
+
+    with db.session_scope() as session:
+        details = admin.show_job(session, result.id)
+    assert details["duration"] >= 1.5, "not the ~0 s between the transaction's start and its end"
+    elapsed = (details["finished_at"] - details["last_started_at"]).total_seconds()
+    assert elapsed == pytest.approx(details["duration"], abs=0.05)
+    assert details["started_at"] == details["last_started_at"], "the run's fetch time"

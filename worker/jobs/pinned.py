@@ -7,7 +7,7 @@ fails if the pinned version changes it:
 
 1. ``App._register_task``: how ``@task`` registers a task object built by us.
 2. The ``procrastinate_jobs`` table and its status enum, the ``procrastinate_workers`` table and
-   ``procrastinate_cancel_job_v1``'s semantics, read and written by ``worker/domain/sql``.
+   its columns, read and written by ``worker/domain/sql``.
 3. The NOTIFY channels and payload of its insert trigger, which our listener follows and the
    recovery sweep imitates: ``procrastinate_queue_v1#<queue>``,
    ``{"type": "job_inserted", "job_id": ...}``.
