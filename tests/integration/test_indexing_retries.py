@@ -33,6 +33,7 @@ from worker.domain.models import (
 from worker.jobs import FAILURE, RETRY, SUCCESS, AsyncResult
 from worker.tasks import (
     add_document_to_index_task,
+    deal_dataset_vector_index_task,
     document_indexing_sync_task,
     document_indexing_task,
     remove_document_from_index_task,
@@ -318,6 +319,33 @@ def test_add_to_index_waiting_for_its_retry_leaves_the_document_enabled(
     assert vectors(dataset_id, doc_id) == 4
     with db.session_scope() as session:
         assert set(session.scalars(sa.select(DocumentSegment.enabled))) == {True}
+
+
+def test_a_dataset_rebuild_waiting_for_its_retry_leaves_its_documents_completed(
+    httpserver: HTTPServer, storage: Path
+) -> None:
+    endpoint = Endpoint(httpserver)
+    dataset_id, (first, second) = make_docs(
+        storage, ("corpus.md", documents.corpus(4)), ("onboarding.md", documents.MARKDOWN)
+    )
+    run(indexing.index_documents, runtime.current().pipeline, [first, second])
+    expected = [vectors(dataset_id, d) for d in (first, second)]
+    with db.session_scope() as session:
+        session.execute(sa.text("DELETE FROM embeddings"))  # the cache would answer otherwise
+    endpoint.fails = once_when_asked_for("laptop", 503)
+    result = deal_dataset_vector_index_task.delay(dataset_id, "update")
+
+    drain()
+
+    assert result.status == RETRY
+    assert {document(d).indexing_status for d in (first, second)} == {IndexingStatus.COMPLETED}
+    assert (document(second).error or "").startswith("retrying: ")
+    retry_now()
+    drain()
+
+    assert result.get() == {first: "completed", second: "completed"}
+    assert [vectors(dataset_id, d) for d in (first, second)] == expected
+    assert document(second).error is None
 
 
 def test_a_notion_outage_during_a_sync_is_retried_from_the_source(
