@@ -39,7 +39,6 @@ from dataclasses import dataclass
 
 import psycopg
 import psycopg.sql
-import psycopg_pool
 from psycopg.rows import dict_row
 
 from worker import db, recovery
@@ -57,6 +56,8 @@ MAX_OUTAGE_PAUSE = 2.0
 OUTAGE_LOG_INTERVAL = 10.0
 #: Seconds after which the listener checks that its connection still answers.
 LISTEN_CHECK_INTERVAL = 15.0
+#: Seconds to wait for the server when (re)connecting.
+CONNECT_TIMEOUT = 5
 #: TCP keepalives of the runner's connections, so that a silent failover is noticed.
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
               "keepalives_count": 3}  # fmt: skip
@@ -91,15 +92,11 @@ class Runner:
         self.worker_id: int | None = None
         self._conninfo = db.libpq_url(database_url)
         self._executor = executor
-        self._pool = psycopg_pool.AsyncConnectionPool(
-            self._conninfo,
-            min_size=1,
-            max_size=len(self.queues) + 2,
-            kwargs={"autocommit": True, "row_factory": dict_row, **KEEPALIVES},
-            open=False,
-            timeout=MAX_OUTAGE_PAUSE * 5,
-            name="runner",
-        )
+        # connections of our own, one per user, re-opened on demand: no pool whose reconnection
+        # backs off for longer than the outage
+        self._links = {queue: Link(self._conninfo) for queue in self.queues}
+        self._beat_link = Link(self._conninfo)
+        self._misc_link = Link(self._conninfo)
         self._stop = asyncio.Event()
         #: Set for the job threads when the process stops.
         self.stopping = threading.Event()
@@ -113,6 +110,7 @@ class Runner:
         self._solo_pending = 0
         self._claiming_suspect = False
         self._listening = False
+        self._listener_failed = False
         self._outage_since: float | None = None
         self._outage_logged = 0.0
         self._stable_since = float("-inf")
@@ -160,9 +158,10 @@ class Runner:
             task.cancel()
         await asyncio.gather(*getattr(self, "_side", []), return_exceptions=True)
         if self.worker_id is not None and not self._tasks:
-            with contextlib.suppress(psycopg.Error, OSError, psycopg_pool.PoolTimeout):
-                await self._execute("unregister_worker", worker_id=self.worker_id)
-        await self._pool.close()
+            with contextlib.suppress(psycopg.Error, OSError):
+                await self._misc_link.query("unregister_worker", worker_id=self.worker_id)
+        for link in (*self._links.values(), self._beat_link, self._misc_link):
+            await link.close()
         self._recovery_executor.shutdown(wait=False)
 
     async def run_until_idle(self) -> None:
@@ -186,20 +185,18 @@ class Runner:
             await self.close()
 
     async def _open(self) -> None:
-        await self._pool.open(wait=False)
         pause = 0.5
         while self.worker_id is None:
             try:
                 self.worker_id = await self._register()
-            except (psycopg.Error, OSError, psycopg_pool.PoolTimeout) as exc:
+            except (psycopg.Error, OSError) as exc:
                 self._db_failed(exc, "registering the worker")
                 await asyncio.sleep(pause)
                 pause = min(MAX_OUTAGE_PAUSE, pause * 2)
 
     async def _register(self) -> int:
-        row = await self._fetch_one("register_worker")
-        assert row is not None
-        worker_id = row["id"]
+        rows = await self._beat_link.query("register_worker")
+        worker_id = rows[0]["id"]
         assert isinstance(worker_id, int)
         return worker_id
 
@@ -232,14 +229,15 @@ class Runner:
         if idle:
             self._claiming_suspect = True
         try:
-            rows = await self._fetch_all(
+            link = self._links[queues[0]] if len(queues) == 1 else self._misc_link
+            rows = await link.query(
                 "fetch_jobs",
                 **state.fetch_parameters(
                     queues=queues, worker_id=self.worker_id, limit=limit, idle=idle,
                     suspect_wait=self.options.suspect_wait,
                 ),
             )  # fmt: skip
-        except (psycopg.Error, OSError, psycopg_pool.PoolTimeout) as exc:
+        except (psycopg.Error, OSError) as exc:
             self._db_failed(exc, "fetching jobs")
             return None
         finally:
@@ -307,8 +305,8 @@ class Runner:
             ended.cancel()
 
     async def _release(self, run: state.Run) -> None:
-        with contextlib.suppress(psycopg.Error, OSError, psycopg_pool.PoolTimeout):
-            await self._execute("release_run", job_id=run.job_id, run=run.run)
+        with contextlib.suppress(psycopg.Error, OSError):
+            await self._misc_link.query("release_run", job_id=run.job_id, run=run.run)
 
     # -- side loops --------------------------------------------------------------------------
 
@@ -320,6 +318,7 @@ class Runner:
             except (psycopg.Error, OSError) as exc:
                 self._db_failed(exc, "listening for new jobs")
             self._listening = False
+            self._listener_failed = True
             await asyncio.sleep(pause)
             pause = min(MAX_OUTAGE_PAUSE, pause * 2)
 
@@ -335,6 +334,11 @@ class Runner:
                 )
                 await connection.execute(listen)
             self._listening = True
+            if self._listener_failed:
+                self._listener_failed = False
+                logger.warning(
+                    "listening for new jobs again", extra={"action": "listener_reconnected"}
+                )
             for event in self._wake.values():
                 event.set()  # jobs may have arrived while nobody listened
             while True:
@@ -356,14 +360,13 @@ class Runner:
             await asyncio.sleep(self.options.heartbeat_interval)
             try:
                 await self._beat()
-            except (psycopg.Error, OSError, psycopg_pool.PoolTimeout) as exc:
+            except (psycopg.Error, OSError) as exc:
                 self._db_failed(exc, "beating")
-                await self._check_pool()
 
     async def _beat(self) -> None:
         assert self.worker_id is not None
-        row = await self._fetch_one("beat", worker_id=self.worker_id)
-        if row is None:
+        rows = await self._beat_link.query("beat", worker_id=self.worker_id)
+        if not rows:
             old, self.worker_id = self.worker_id, await self._register()
             logger.warning(
                 "worker %s was presumed dead and removed; registered again as worker %s (runs "
@@ -391,30 +394,10 @@ class Runner:
 
     # -- database access and outages ---------------------------------------------------------
 
-    async def _execute(self, name: str, **params: object) -> None:
-        async with self._pool.connection() as connection:
-            await connection.execute(state.psycopg_query(name), params)
-
-    async def _fetch_one(self, name: str, **params: object) -> dict[str, object] | None:
-        async with self._pool.connection() as connection:
-            cursor = await connection.execute(state.psycopg_query(name), params)
-            return await cursor.fetchone()  # type: ignore[return-value]
-
-    async def _fetch_all(self, name: str, **params: object) -> list[dict[str, object]]:
-        async with self._pool.connection() as connection:
-            cursor = await connection.execute(state.psycopg_query(name), params)
-            return await cursor.fetchall()  # type: ignore[return-value]
-
     async def _pause_after_failure(self) -> None:
-        await self._check_pool()
         pause = min(MAX_OUTAGE_PAUSE, 0.25 * 2 ** min(4, self._outage_seconds()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), max(0.25, pause))
-
-    async def _check_pool(self) -> None:
-        """Drop broken connections from the pool (a restarted server left them all dead)."""
-        with contextlib.suppress(Exception):
-            await self._pool.check()
 
     def _outage_seconds(self) -> float:
         return 0.0 if self._outage_since is None else time.monotonic() - self._outage_since
@@ -445,3 +428,47 @@ class Runner:
         self._outage_since = None
         self._outage_logged = 0.0
         self._stable_since = now
+
+
+class Link:
+    """A connection of the runner's own (autocommit), opened when first needed, dropped when it
+    breaks and opened again at the next query: after an outage it is back as soon as the server
+    accepts connections. Queries on one link run one at a time."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._connection: psycopg.AsyncConnection[dict[str, object]] | None = None
+        self._lock = asyncio.Lock()
+
+    async def query(self, name: str, **params: object) -> list[dict[str, object]]:
+        """Run the named query of ``worker/domain/sql``; its rows (none for a command)."""
+        async with self._lock:
+            connection = await self._connect()
+            try:
+                cursor = await connection.execute(state.psycopg_query(name), params)
+                return await cursor.fetchall() if cursor.description else []
+            except (psycopg.OperationalError, OSError):
+                await self._drop()
+                raise
+
+    async def close(self) -> None:
+        """Close the connection, if open."""
+        async with self._lock:
+            await self._drop()
+
+    async def _connect(self) -> psycopg.AsyncConnection[dict[str, object]]:
+        if self._connection is None or self._connection.closed:
+            self._connection = await psycopg.AsyncConnection.connect(
+                self._conninfo,
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=CONNECT_TIMEOUT,
+                **KEEPALIVES,  # type: ignore[arg-type]
+            )
+        return self._connection
+
+    async def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await connection.close()
