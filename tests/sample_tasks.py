@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from worker import db, queues
 from worker.domain.errors import PermanentError, TransientError
 from worker.domain.models import Tenant
-from worker.jobs import Retry, task
+from worker.jobs import Retry, current_job, task
 
 
 @task(name="tests.add", queue=queues.DEFAULT)
@@ -88,3 +91,47 @@ def requeue_self_then_fail(key: str) -> None:
     with db.session_scope(new=True):
         requeue_self_then_fail.apply_async(args=(key,), countdown=3600)
     raise TransientError("fail after a duplicate was queued")
+
+
+# -- chaos test (tests/chaos.py): one row per run that commits, in the job's own transaction ------
+
+#: Retry policy of the chaos tasks: a transient failure is retried at once.
+CHAOS_RETRY = Retry(max_retries=3, default_retry_delay=0)
+
+
+def _chaos_effect(key: str, seconds: float, fail_once: bool) -> None:
+    """Sleep (so that kills land mid-job), fail transiently on the first attempt if asked, then
+    write one ``chaos_effects`` row in the job's transaction: it commits with the job's
+    ``succeeded`` status or not at all. The table has no unique key, so a job whose effect is
+    committed twice shows up as two rows."""
+    job = current_job()
+    if seconds:
+        time.sleep(seconds)
+    if fail_once and job.attempts == 0:
+        raise TransientError(f"chaos: {key} fails its first attempt")
+    with db.session_scope() as session:
+        session.execute(
+            sa.text(
+                "INSERT INTO chaos_effects (job_key, job_id, pid, queue_name) "
+                "VALUES (:key, :job_id, :pid, :queue)"
+            ),
+            {"key": key, "job_id": job.id, "pid": os.getpid(), "queue": job.queue},
+        )
+
+
+@task(name="tests.chaos_effect", queue=queues.DATASET, retry=CHAOS_RETRY)
+def chaos_effect(key: str, seconds: float = 0, fail_once: bool = False) -> None:
+    """One chaos effect row on the ``dataset`` queue; no lock (each key is deferred once)."""
+    _chaos_effect(key, seconds, fail_once)
+
+
+@task(name="tests.chaos_effect_default", queue=queues.DEFAULT, retry=CHAOS_RETRY)
+def chaos_effect_default(key: str, seconds: float = 0, fail_once: bool = False) -> None:
+    """One chaos effect row on the ``default`` queue; no lock (each key is deferred once)."""
+    _chaos_effect(key, seconds, fail_once)
+
+
+@task(name="tests.chaos_effect_mail", queue=queues.MAIL, retry=CHAOS_RETRY)
+def chaos_effect_mail(key: str, seconds: float = 0, fail_once: bool = False) -> None:
+    """One chaos effect row on the ``mail`` queue; no lock (each key is deferred once)."""
+    _chaos_effect(key, seconds, fail_once)
