@@ -6,7 +6,7 @@ import pytest
 
 from worker.app import app
 from worker.domain.errors import PermanentError, TransientError
-from worker.jobs import CeleryTask
+from worker.jobs import CeleryTask, will_retry
 from worker.tasks import indexing  # the package registers every task
 
 
@@ -29,4 +29,4 @@ def test_every_indexing_task_retries_transient_failures_and_not_permanent_ones()
 
 @pytest.mark.parametrize("exc", [TransientError("HTTP 503"), ConnectionResetError()])
 def test_nothing_is_retried_outside_a_job(exc: BaseException) -> None:
-    assert not indexing.retrying(exc)
+    assert not will_retry(exc)

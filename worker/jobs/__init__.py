@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from procrastinate.exceptions import AlreadyEnqueued
 
-from worker.jobs.execution import current_job
+from worker.jobs.execution import current_job, is_final_attempt, will_retry
 from worker.jobs.results import (
     FAILURE,
     PENDING,
@@ -48,5 +48,7 @@ __all__ = [
     "UnknownJob",
     "current_job",
     "group",
+    "is_final_attempt",
     "task",
+    "will_retry",
 ]

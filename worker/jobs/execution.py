@@ -83,6 +83,20 @@ def is_final_attempt() -> bool:
     return policy.is_final_attempt(job.attempts)
 
 
+def will_retry(exc: BaseException) -> bool:
+    """Whether the job being run will run again after failing with ``exc``: a broken database
+    connection (re-run whatever its policy), or a failure its task's policy retries before its
+    last attempt. ``False`` outside a job (a task function called directly)."""
+    run = _current_run.get()
+    if run is None:
+        return False
+    if retry.is_interruption(exc) and run.interrupted_runs < retry.MAX_INTERRUPTIONS:
+        return True
+    task = app_module.app.tasks[run.job.task_name]
+    policy: retry.Retry = getattr(task, "retry_policy", retry.NO_RETRY)
+    return policy.retry_at(exc, run.job.attempts) is not None
+
+
 def run_job(run: state.Run, stopping: threading.Event | None = None) -> str:
     """Run one run of a job to its end; return how it ended (for logs and tests).
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from worker import queues, runtime
 from worker.domain import index_ops
-from worker.jobs import task
+from worker.jobs import task, will_retry
 from worker.jobs.uow import UnitOfWork
-from worker.tasks.indexing import DOCUMENT_LOCK, INDEXING_RETRY, retrying
+from worker.tasks.indexing import DOCUMENT_LOCK, INDEXING_RETRY
 
 
 @task(
@@ -24,7 +24,7 @@ from worker.tasks.indexing import DOCUMENT_LOCK, INDEXING_RETRY, retrying
 def add_document_to_index_task(dataset_document_id: str, *, uow: UnitOfWork) -> str | None:
     """Re-enable a completed document: index its segments again; lock per document; upserts."""
     return index_ops.add_document_to_index(
-        uow, runtime.current().pipeline, dataset_document_id, retrying=retrying
+        uow, runtime.current().pipeline, dataset_document_id, retrying=will_retry
     )
 
 
@@ -37,7 +37,7 @@ def add_document_to_index_task(dataset_document_id: str, *, uow: UnitOfWork) -> 
 def remove_document_from_index_task(document_id: str, *, uow: UnitOfWork) -> str | None:
     """Disable a completed document: drop its vectors/keywords; lock per document; idempotent."""
     return index_ops.remove_document_from_index(
-        uow, runtime.current().pipeline, document_id, retrying=retrying
+        uow, runtime.current().pipeline, document_id, retrying=will_retry
     )
 
 
@@ -52,5 +52,5 @@ def deal_dataset_vector_index_task(
 ) -> dict[str, str | None]:
     """Add, remove or rebuild a dataset's vectors; lock per dataset; upserts by node id."""
     return index_ops.deal_dataset_vector_index(
-        uow, runtime.current().pipeline, dataset_id, action, retrying=retrying
+        uow, runtime.current().pipeline, dataset_id, action, retrying=will_retry
     )

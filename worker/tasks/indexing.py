@@ -3,15 +3,15 @@
 Every task holds ``lock="document:<id>"`` (or the tenant's indexing lock for batches), so two
 tasks never work on one document at once, and every one is safe to re-run: the service resumes
 by the document's status and node ids are stable, so nothing is indexed twice. Each hands its
-job's unit of work to one service, with :func:`retrying` so that a failure the job will retry
-leaves its document in progress instead of ``error``.
+job's unit of work to one service, with :func:`~worker.jobs.will_retry` so that a failure the
+job will retry leaves its document in progress instead of ``error``.
 """
 
 from __future__ import annotations
 
 from worker import app, queues, runtime
 from worker.domain import indexing, notion_sync, pipeline
-from worker.jobs import execution, retry, task
+from worker.jobs import retry, task, will_retry
 from worker.jobs.uow import UnitOfWork
 
 DOCUMENT_LOCK = "document:{document_id}"
@@ -28,20 +28,6 @@ SYNC_QUEUEING_LOCK = "document:{document_id}:sync"
 INDEXING_RETRY = retry.Retry(max_retries=3, default_retry_delay=10, backoff=3, max_delay=600)
 
 
-def retrying(exc: BaseException) -> bool:
-    """Whether the job being run will run again after failing with ``exc``: a broken database
-    connection (re-run by the runtime), or a failure its task's policy retries before the last
-    attempt. ``False`` when the task was called directly, outside a job."""
-    try:
-        job = execution.current_job()
-    except RuntimeError:
-        return False
-    if retry.is_interruption(exc):
-        return True
-    policy: retry.Retry = getattr(app.app.tasks[job.task_name], "retry_policy", retry.NO_RETRY)
-    return policy.retries(exc) and not execution.is_final_attempt()
-
-
 @task(
     name="indexing.document_indexing",
     queue=queues.DATASET,
@@ -52,7 +38,7 @@ def document_indexing_task(
     dataset_id: str, document_ids: list[str], *, uow: UnitOfWork
 ) -> dict[str, str | None]:
     """Index new documents of a dataset; lock per dataset; re-run resumes each by status."""
-    return indexing.index_documents(uow, _pipeline(), document_ids, retrying=retrying)
+    return indexing.index_documents(uow, _pipeline(), document_ids, retrying=will_retry)
 
 
 @task(
@@ -65,7 +51,7 @@ def normal_document_indexing_task(
     tenant_id: str, dataset_id: str, document_ids: list[str], *, uow: UnitOfWork
 ) -> dict[str, str | None]:
     """Index documents, one tenant at a time (Dify's tenant queue); re-run resumes by status."""
-    return indexing.index_documents(uow, _pipeline(), document_ids, retrying=retrying)
+    return indexing.index_documents(uow, _pipeline(), document_ids, retrying=will_retry)
 
 
 @task(
@@ -78,7 +64,7 @@ def priority_document_indexing_task(
     tenant_id: str, dataset_id: str, document_ids: list[str], *, uow: UnitOfWork
 ) -> dict[str, str | None]:
     """As ``normal_document_indexing_task``, on the priority queue."""
-    return indexing.index_documents(uow, _pipeline(), document_ids, retrying=retrying)
+    return indexing.index_documents(uow, _pipeline(), document_ids, retrying=will_retry)
 
 
 @task(
@@ -91,7 +77,9 @@ def duplicate_document_indexing_task(
     dataset_id: str, document_ids: list[str], *, uow: UnitOfWork
 ) -> dict[str, str | None]:
     """Re-index replaced documents from their source; old segments and vectors are replaced."""
-    return indexing.index_documents(uow, _pipeline(), document_ids, restart=True, retrying=retrying)
+    return indexing.index_documents(
+        uow, _pipeline(), document_ids, restart=True, retrying=will_retry
+    )
 
 
 @task(
@@ -104,7 +92,7 @@ def document_indexing_update_task(
     dataset_id: str, document_id: str, *, uow: UnitOfWork
 ) -> str | None:
     """Re-index a document whose source or rule changed; lock per document; restart-safe."""
-    return indexing.index_document(uow, _pipeline(), document_id, restart=True, retrying=retrying)
+    return indexing.index_document(uow, _pipeline(), document_id, restart=True, retrying=will_retry)
 
 
 @task(
@@ -119,7 +107,9 @@ def retry_document_indexing_task(
     dataset_id: str, document_ids: list[str], user_id: str, *, uow: UnitOfWork
 ) -> dict[str, str | None]:
     """Index failed documents again from their source; lock per dataset; restart-safe."""
-    return indexing.index_documents(uow, _pipeline(), document_ids, restart=True, retrying=retrying)
+    return indexing.index_documents(
+        uow, _pipeline(), document_ids, restart=True, retrying=will_retry
+    )
 
 
 @task(
@@ -132,7 +122,7 @@ def recover_document_indexing_task(
     dataset_id: str, document_id: str, *, uow: UnitOfWork
 ) -> str | None:
     """Resume a document by its status (after a pause or a crash); lock per document."""
-    return indexing.index_document(uow, _pipeline(), document_id, retrying=retrying)
+    return indexing.index_document(uow, _pipeline(), document_id, retrying=will_retry)
 
 
 @task(
@@ -146,7 +136,7 @@ def sync_website_document_indexing_task(
     dataset_id: str, document_id: str, *, uow: UnitOfWork
 ) -> str | None:
     """Crawl a website document again and re-index it; lock per document; restart-safe."""
-    return indexing.index_document(uow, _pipeline(), document_id, restart=True, retrying=retrying)
+    return indexing.index_document(uow, _pipeline(), document_id, restart=True, retrying=will_retry)
 
 
 @task(
@@ -160,7 +150,7 @@ def document_indexing_sync_task(
     dataset_id: str, document_id: str, *, uow: UnitOfWork
 ) -> str | None:
     """Re-import a Notion page if it changed (no-op otherwise); lock per document."""
-    return notion_sync.sync_notion_document(uow, _pipeline(), document_id, retrying=retrying)
+    return notion_sync.sync_notion_document(uow, _pipeline(), document_id, retrying=will_retry)
 
 
 def _pipeline() -> pipeline.Pipeline:
