@@ -127,3 +127,34 @@ def test_retry_puts_a_failed_job_back_in_the_queue(
             sa.text("SELECT status FROM procrastinate_jobs WHERE id = :i"), {"i": int(job_id)}
         ).scalar_one()
     assert status == "todo"
+
+
+def test_a_cancelled_mail_jobs_code_is_gone_and_show_never_prints_it(
+    manage: Manage, env: dict[str, str], engine: sa.Engine
+) -> None:
+    deferred = manage(
+        "defer", "mail.reset_password", "--json",
+        '{"language": "en-US", "to": "v@x.test", "code": "271828"}', "--schedule-in", "3600",
+        env=env,
+    )  # fmt: skip
+    assert deferred.returncode == 0, deferred.stderr
+    job_id = deferred.stdout.strip()
+
+    waiting = manage("jobs", "show", job_id, env=env)
+    assert waiting.returncode == 0, waiting.stderr
+    assert "271828" not in waiting.stdout, "masked while the job waits"
+    assert '"code": "***"' in waiting.stdout
+
+    cancelled = manage("jobs", "cancel", job_id, env=env)
+    assert cancelled.returncode == 0, cancelled.stderr
+    with engine.connect() as connection:
+        args = connection.execute(
+            sa.text("SELECT status, args FROM procrastinate_jobs WHERE id = :id"), {"id": job_id}
+        ).one()
+        in_tables = connection.execute(
+            sa.text("SELECT count(*) FROM procrastinate_jobs WHERE args::text LIKE '%271828%'")
+        ).scalar_one()
+    assert args.status == "cancelled"
+    assert args.args["code"] == "***"
+    assert in_tables == 0
+    assert "271828" not in manage("jobs", "show", job_id, env=env).stdout

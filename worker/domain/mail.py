@@ -2,13 +2,13 @@
 
 Each message goes through three short steps, keyed by (job id, recipient):
 
-1. claim: the delivery row is written ``sending`` (attempts + 1) in its own transaction; a row
-   already ``sent`` means a redelivered job: nothing is sent again;
-2. send: render and hand over to the backend, outside any transaction;
-3. record: ``sent`` with the provider's id or the SMTP reply, in the job's own transaction (it
-   commits with the job's outcome; for a job with several recipients, each in its own); a
-   refusal is recorded ``retrying`` (transient) or ``failed`` (permanent) in its own
-   transaction, then raised so the job retries or fails visibly.
+1. claim: the delivery row is written ``sending`` (attempts + 1) in a short step of the job's
+   unit of work; a row already ``sent`` means a redelivered job: nothing is sent again;
+2. send: render and hand over to the backend, with no transaction open;
+3. record: ``sent`` with the provider's id or the SMTP reply, through the job's session (it
+   commits with the job's outcome; for a job with several recipients, each in a step of its
+   own); a refusal is recorded ``retrying`` (the job will run again) or ``failed`` in a step,
+   then raised so the job retries or fails visibly.
 
 A crash between 2 and 3 can send a message twice: e-mail is at least once. Mail not configured
 (``MAIL_TYPE`` unset) fails the job with that reason instead of pretending to succeed.
@@ -18,17 +18,25 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from worker import db
-from worker.domain.errors import DomainError, PermanentError, TransientError
+from worker.domain.errors import DomainError, PermanentError
 from worker.domain.mail_templates import EmailType, MailRenderer, resolve_language
 from worker.domain.mailer import Mailer, Message, Receipt, build, check_address, check_header
 from worker.domain.models import DeliveryStatus, MailDelivery
+from worker.domain.uow import UnitOfWork
+
+#: Whether the job will run again after a failure (``worker.jobs.will_retry`` in a job).
+Retrying = Callable[[BaseException], bool]
+
+
+def _never(exc: BaseException) -> bool:
+    return False
+
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +63,7 @@ class MailService:
 
 
 def send_templated(
+    uow: UnitOfWork,
     service: MailService,
     *,
     job_id: int,
@@ -62,12 +71,12 @@ def send_templated(
     language: str | None,
     to: str,
     context: Mapping[str, object],
-    final_attempt: bool = True,
+    retrying: Retrying = _never,
 ) -> dict[str, str | None]:
     """Render ``email_type`` in the recipient's language and deliver it once.
 
-    ``final_attempt`` says whether a transient refusal will be retried (``retrying``) or ends
-    the job (``failed``).
+    ``retrying`` says whether a refusal will be retried (recorded ``retrying``) or ends the job
+    (``failed``).
 
     Raises
     ------
@@ -81,6 +90,7 @@ def send_templated(
             check_header(value, name)  # names and workspaces reach subjects: no CR/LF at all
     rendered = service.renderer.render(email_type, language, {"to": recipient, **context})
     return deliver(
+        uow,
         service,
         mailer,
         job_id=job_id,
@@ -89,18 +99,19 @@ def send_templated(
         message=Message(
             sender=service.sender, to=recipient, subject=rendered.subject, html=rendered.html
         ),
-        final_attempt=final_attempt,
+        retrying=retrying,
     )
 
 
 def send_raw(
+    uow: UnitOfWork,
     service: MailService,
     *,
     job_id: int,
     recipients: Sequence[str],
     subject: str,
     html: str,
-    final_attempt: bool = True,
+    retrying: Retrying = _never,
 ) -> dict[str, dict[str, str | None]]:
     """Deliver a pre-rendered mail to each recipient separately (the enterprise inner mail).
 
@@ -116,13 +127,14 @@ def send_raw(
         raise PermanentError("no recipient given")
     return {
         recipient: deliver(
+            uow,
             service,
             mailer,
             job_id=job_id,
             mail_type=EmailType.ENTERPRISE_CUSTOM.value,
             language=resolve_language(None).value,
             message=Message(sender=service.sender, to=recipient, subject=subject, html=html),
-            final_attempt=final_attempt,
+            retrying=retrying,
             join_job=len(checked) == 1,
         )
         for recipient in checked
@@ -130,6 +142,7 @@ def send_raw(
 
 
 def deliver(
+    uow: UnitOfWork,
     service: MailService,
     mailer: Mailer,
     *,
@@ -137,13 +150,13 @@ def deliver(
     mail_type: str,
     language: str,
     message: Message,
-    final_attempt: bool = True,
+    retrying: Retrying = _never,
     join_job: bool = True,
 ) -> dict[str, str | None]:
     """Claim, send and record one message (see the module docstring); ``join_job=False`` when
     the job sends several, so that each ``sent`` record commits at once."""
     build(message)  # every header checked before anything is recorded or sent
-    previous = _claim(service, job_id, mail_type, language, message.to)
+    previous = _claim(uow, service, job_id, mail_type, language, message.to)
     if previous is not None:
         logger.info(
             "mail %s of job %s was already sent: not sending it again",
@@ -155,9 +168,9 @@ def deliver(
     try:
         receipt = mailer.send(message)
     except DomainError as exc:
-        _record_refusal(job_id, message.to, exc, final_attempt=final_attempt)
+        _record_refusal(uow, job_id, message.to, exc, retried=retrying(exc))
         raise
-    _record_sent(job_id, message.to, receipt, join_job=join_job)
+    _record_sent(uow, job_id, message.to, receipt, join_job=join_job)
     logger.info(
         "mail %s of job %s sent through %s",
         mail_type,
@@ -175,10 +188,15 @@ def _configured(service: MailService) -> Mailer:
 
 
 def _claim(
-    service: MailService, job_id: int, mail_type: str, language: str, recipient: str
+    uow: UnitOfWork,
+    service: MailService,
+    job_id: int,
+    mail_type: str,
+    language: str,
+    recipient: str,
 ) -> dict[str, str | None] | None:
     """Mark the delivery ``sending``; return the recorded receipt if it was already sent."""
-    with db.session_scope(new=True) as session:
+    with uow.step() as session:
         statement = insert(MailDelivery).values(
             job_id=job_id,
             mail_type=mail_type,
@@ -210,28 +228,36 @@ def _claim(
     return None
 
 
-def _record_sent(job_id: int, recipient: str, receipt: Receipt, *, join_job: bool) -> None:
-    # A single message's record joins the job's transaction (it commits with the job's outcome);
-    # with several recipients each record commits at once, or a later refusal would roll the
-    # earlier ones back and they would be sent again.
-    with db.session_scope(new=not join_job) as session:
-        session.execute(
-            sa.update(MailDelivery)
-            .where(MailDelivery.job_id == job_id, MailDelivery.recipient == recipient)
-            .values(
-                status=DeliveryStatus.SENT,
-                provider_message_id=receipt.message_id,
-                reply=receipt.reply,
-                error=None,
-                sent_at=datetime.datetime.now(datetime.UTC),
-            )
+def _record_sent(
+    uow: UnitOfWork, job_id: int, recipient: str, receipt: Receipt, *, join_job: bool
+) -> None:
+    # A single message's record goes through the job's session (it commits with the job's
+    # outcome); with several recipients each record commits at once, or a later refusal would
+    # roll the earlier ones back and they would be sent again.
+    update = (
+        sa.update(MailDelivery)
+        .where(MailDelivery.job_id == job_id, MailDelivery.recipient == recipient)
+        .values(
+            status=DeliveryStatus.SENT,
+            provider_message_id=receipt.message_id,
+            reply=receipt.reply,
+            error=None,
+            sent_at=datetime.datetime.now(datetime.UTC),
         )
+    )
+    if join_job:
+        uow.session.execute(update)
+        return
+    with uow.step() as session:
+        session.execute(update)
 
 
-def _record_refusal(job_id: int, recipient: str, exc: DomainError, *, final_attempt: bool) -> None:
-    retried = isinstance(exc, TransientError) and not final_attempt
+def _record_refusal(
+    uow: UnitOfWork, job_id: int, recipient: str, exc: DomainError, *, retried: bool
+) -> None:
     status = DeliveryStatus.RETRYING if retried else DeliveryStatus.FAILED
-    with db.session_scope(new=True) as session:
+    uow.rollback()  # nothing uncommitted of this job goes out with the refusal's record
+    with uow.step() as session:
         session.execute(
             sa.update(MailDelivery)
             .where(MailDelivery.job_id == job_id, MailDelivery.recipient == recipient)

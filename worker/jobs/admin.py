@@ -42,7 +42,7 @@ def find_task(name: str) -> tasks.Task[Any, Any, Any]:
     JobCommandError
         No task has that name or alias.
     """
-    app.perform_import_paths()  # type: ignore[no-untyped-call]
+    _import_tasks()
     try:
         return app.tasks[name]
     except KeyError:
@@ -121,6 +121,7 @@ def show_job(session: orm.Session, job_id: int) -> dict[str, Any]:
         raise JobCommandError(f"no job with id {job_id}")
     details = dict(row._mapping)
     details["state"] = job_state(row.status, row.attempts, row.outcome)
+    _import_tasks()
     details["args"] = secrets.masked_args(row.task_name, row.args or {})
     if details["finished_at"] is None:
         # no outcome row (nothing to record): the end event's statement was the whole
@@ -173,6 +174,7 @@ def cancel_job(session: orm.Session, job_id: int) -> str:
     """
     row = _lock_row(session, job_id)
     status = str(row.status)
+    _import_tasks()
     if status not in ("todo", "doing"):
         raise JobCommandError(f"job {job_id} is {status}; only waiting or running jobs cancel")
     cancelled = state.cancel(session, job_id, row.task_name)
@@ -216,6 +218,11 @@ def parse_arguments(text: str) -> dict[str, Any]:
             f"--json must be an object of keyword arguments, got {type(value).__name__}"
         )
     return value
+
+
+def _import_tasks() -> None:
+    """Import every task module: which arguments are secret is declared there."""
+    app.perform_import_paths()  # type: ignore[no-untyped-call]
 
 
 def _lock_row(session: orm.Session, job_id: int) -> sa.Row[Any]:

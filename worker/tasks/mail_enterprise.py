@@ -10,13 +10,14 @@ from typing import Any
 
 from worker import queues, runtime
 from worker.domain import mail, mail_inner
-from worker.jobs import current_job, task
+from worker.jobs import current_job, task, will_retry
+from worker.jobs.uow import UnitOfWork
 from worker.tasks.mail import MAIL_RETRY
 
 
 @task(name="mail.inner_email", queue=queues.MAIL, retry=MAIL_RETRY)
 def send_inner_email_task(
-    to: list[str], subject: str, body: str, substitutions: dict[str, Any]
+    to: list[str], subject: str, body: str, substitutions: dict[str, Any], *, uow: UnitOfWork
 ) -> dict[str, dict[str, str | None]]:
     """Render the body (sandboxed, time-limited) and send it to each recipient once."""
     current = runtime.current()
@@ -29,6 +30,6 @@ def send_inner_email_task(
     job = current_job()
     assert job.id is not None
     return mail.send_raw(
-        current.mail, job_id=job.id, recipients=to, subject=subject, html=html,
-        final_attempt=job.attempts >= MAIL_RETRY.max_retries,
+        uow, current.mail, job_id=job.id, recipients=to, subject=subject, html=html,
+        retrying=will_retry,
     )  # fmt: skip
