@@ -123,8 +123,10 @@ async def _run_until_stopped(runner: Runner, plan: WorkerPlan) -> None:
         ", ".join(f"{name}={n}" for name, n in plan.concurrency.items()),
         extra={"action": "worker_start"},
     )
+    failed = True
     try:
         await serving
+        failed = False
     except Exception as exc:
         logger.exception(
             "the worker's fetch loops failed: stopping", extra={"action": "worker_lost"}
@@ -134,18 +136,19 @@ async def _run_until_stopped(runner: Runner, plan: WorkerPlan) -> None:
     finally:
         logger.info("draining running jobs", extra={"action": "worker_drain"})
         if not await runner.drain(plan.shutdown_timeout + SHUTDOWN_GRACE):
-            _abandon_running_jobs(runner.running)
+            _abandon_running_jobs(runner.running, exit_code=1 if failed else 0)
         await runner.close()
     logger.info("worker stopped", extra={"action": "worker_stop"})
 
 
-def _abandon_running_jobs(count: int) -> NoReturn:
+def _abandon_running_jobs(count: int, *, exit_code: int) -> NoReturn:
     """Exit now, leaving jobs that outlived the shutdown timeout to the recovery sweep.
 
     Sync tasks cannot be interrupted mid-step, and the interpreter would wait for their threads
     at exit. Leaving is as safe as a SIGKILL: their transactions roll back, their heartbeat
     stops, and another worker re-queues them after ``WORKER_STALLED_AFTER``; they resume by
-    their rows' state.
+    their rows' state. ``exit_code`` is 0 after a requested stop, 1 after a failure (so that a
+    supervisor restarts the process).
     """
     logger.warning(
         "%d job(s) still running after the shutdown timeout: exiting without them; "
@@ -154,4 +157,4 @@ def _abandon_running_jobs(count: int) -> NoReturn:
         extra={"action": "worker_abandon_jobs"},
     )
     logging.shutdown()
-    os._exit(0)
+    os._exit(exit_code)

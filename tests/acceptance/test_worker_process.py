@@ -138,3 +138,13 @@ def test_jobs_outliving_the_shutdown_timeout_are_left_to_recovery(
     workers.append(successor)
     assert result.get(timeout=60) == "outlived"
     assert tenants("outlived") == 1
+
+
+def test_sigterm_right_after_start_up_stops_at_once(
+    database_url: str, workers: list[WorkerProcess]
+) -> None:
+    worker = WorkerProcess(database_url)
+    workers.append(worker)
+
+    assert worker.stop(timeout=10) == 0, "no job runs: nothing to wait for"
+    assert "still running after the shutdown timeout" not in worker.output()

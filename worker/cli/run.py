@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from typing import Any
+
+import psycopg
 
 from worker import queues, runtime, schema
 from worker.cli.errors import CommandError, reaching
@@ -39,12 +42,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         overrides.update(item)
     plan = WorkerPlan.build(settings, queues=args.queues or queues.ALL_QUEUES, overrides=overrides)
     with runtime.database_url(settings) as url:
-        with reaching(url):
-            engine = schema.engine_for(url, connect_timeout=settings.db_connect_timeout)
-            try:
-                state = schema.state(engine)
-            finally:
-                engine.dispose()
+        state = _schema_state(url, settings.db_connect_timeout)
         if not state.at_head:
             raise CommandError(
                 f"schema at {','.join(state.current) or 'empty'}, head is {state.head}: "
@@ -55,6 +53,34 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         except WorkerStopped as exc:
             raise CommandError(f"{exc}; see the log above") from exc
     return 0
+
+
+def _schema_state(url: str, connect_timeout: int) -> schema.SchemaState:
+    """The schema's state, waiting up to ``connect_timeout`` seconds for a server that is
+    starting or restarting (a worker started during a failover comes up with it)."""
+    deadline = time.monotonic() + connect_timeout
+    while True:
+        try:
+            with reaching(url):
+                engine = schema.engine_for(url, connect_timeout=connect_timeout)
+                try:
+                    return schema.state(engine)
+                finally:
+                    engine.dispose()
+        except CommandError as exc:
+            if time.monotonic() >= deadline or not _server_not_ready(exc):
+                raise
+            time.sleep(0.5)
+
+
+def _server_not_ready(exc: BaseException) -> bool:
+    """Whether the server refused us only because it is not up (yet): no answer at all, or
+    "starting up" / "shutting down"; a wrong password or database is final at once."""
+    cause = exc.__cause__
+    original = getattr(cause, "orig", None) or cause
+    if not isinstance(original, psycopg.OperationalError):
+        return False
+    return original.sqlstate in (None, "57P01", "57P03")
 
 
 def _queue_list(value: str) -> tuple[str, ...]:
