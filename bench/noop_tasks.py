@@ -5,12 +5,12 @@ from __future__ import annotations
 import procrastinate
 
 from worker import queues
-from worker.jobs import task
+from worker.jobs import NO_RETRY, task
 
 BARE_QUEUE = "bare"
 
 
-@task(name="bench.noop", queue=queues.DEFAULT)
+@task(name="bench.noop", queue=queues.DEFAULT, retry=NO_RETRY)
 def noop() -> None:
     """Does nothing; its outcome is still recorded with its (empty) transaction."""
 

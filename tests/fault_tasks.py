@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from worker import db, queues
 from worker.domain.errors import PermanentError
 from worker.domain.models import Tenant
-from worker.jobs import Retry, task
+from worker.jobs import NO_RETRY, Retry, task
 from worker.jobs.uow import UnitOfWork
 
 
-@task(name="tests.fence_probe", queue=queues.DEFAULT)
+@task(name="tests.fence_probe", queue=queues.DEFAULT, retry=NO_RETRY)
 def fence_probe(
     name: str, marker: str, seconds: float, first_run_fails: bool, later_seconds: float = 0
 ) -> str:
@@ -36,14 +36,14 @@ def fence_probe(
     return f"run {os.getpid()}"
 
 
-@task(name="tests.kill_my_worker", queue=queues.DEFAULT)
+@task(name="tests.kill_my_worker", queue=queues.DEFAULT, retry=NO_RETRY)
 def kill_my_worker(name: str) -> None:
     """Poison: SIGKILLs the worker process that runs it (as a segfaulting parser would)."""
     time.sleep(0.3)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-@task(name="tests.innocent", queue=queues.DATASET)
+@task(name="tests.innocent", queue=queues.DATASET, retry=NO_RETRY)
 def innocent(name: str, seconds: float) -> str:
     """A job that only writes its tenant after ``seconds``: it shares workers with poison."""
     time.sleep(seconds)
@@ -52,7 +52,7 @@ def innocent(name: str, seconds: float) -> str:
     return name
 
 
-@task(name="tests.broken_connection", queue=queues.DEFAULT)
+@task(name="tests.broken_connection", queue=queues.DEFAULT, retry=NO_RETRY)
 def broken_connection(name: str, marker: str) -> str:
     """The first run has its own database connection killed under it (as a Postgres restart
     would), with no retry policy at all; later runs write the tenant."""

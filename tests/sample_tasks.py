@@ -12,15 +12,15 @@ import sqlalchemy as sa
 from worker import db, queues
 from worker.domain.errors import PermanentError, TransientError
 from worker.domain.models import Tenant
-from worker.jobs import Retry, current_job, task
+from worker.jobs import NO_RETRY, Retry, current_job, task
 
 
-@task(name="tests.add", queue=queues.DEFAULT)
+@task(name="tests.add", queue=queues.DEFAULT, retry=NO_RETRY)
 def add(x: int, y: int) -> int:
     return x + y
 
 
-@task(name="tests.create_tenant", queue=queues.DATASET)
+@task(name="tests.create_tenant", queue=queues.DATASET, retry=NO_RETRY)
 def create_tenant(name: str, follow_up: str | None = None) -> str:
     """Insert a tenant; optionally defer ``create_tenant(follow_up)`` in the same transaction."""
     with db.session_scope() as session:
@@ -32,7 +32,7 @@ def create_tenant(name: str, follow_up: str | None = None) -> str:
         return str(tenant.id)
 
 
-@task(name="tests.create_tenant_then_fail", queue=queues.DATASET)
+@task(name="tests.create_tenant_then_fail", queue=queues.DATASET, retry=NO_RETRY)
 def create_tenant_then_fail(name: str, follow_up: str) -> None:
     """Write and defer, then fail: neither the row nor the follow-up job may survive."""
     with db.session_scope() as session:
@@ -42,7 +42,7 @@ def create_tenant_then_fail(name: str, follow_up: str) -> None:
     raise PermanentError(f"refusing {name}")
 
 
-@task(name="tests.mail_like", queue=queues.MAIL)
+@task(name="tests.mail_like", queue=queues.MAIL, retry=NO_RETRY)
 def mail_like(name: str) -> str:
     with db.session_scope() as session:
         session.add(Tenant(name=name))
@@ -70,7 +70,7 @@ def broken(reason: str) -> None:
     raise PermanentError(reason)
 
 
-@task(name="tests.slow_tenant", queue=queues.DATASET, lock="tenant-name:{name}")
+@task(name="tests.slow_tenant", queue=queues.DATASET, lock="tenant-name:{name}", retry=NO_RETRY)
 def slow_tenant(name: str, seconds: float) -> str:
     """Sleep, then insert a tenant: long enough to be killed mid-job."""
     time.sleep(seconds)

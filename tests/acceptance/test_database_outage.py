@@ -46,8 +46,8 @@ def run_of(job_id: int) -> sa.Row[tuple[str, int, int, int, float]]:
         return session.execute(
             sa.text(
                 "SELECT status, attempts, lost_runs, interrupted_runs, "
-                "CAST(extract(epoch FROM run_started_at) AS float) AS started FROM procrastinate_jobs "
-                "WHERE id = :id"
+                "CAST(extract(epoch FROM run_started_at) AS float) AS started "
+                "FROM procrastinate_jobs WHERE id = :id"
             ),
             {"id": job_id},
         ).one()

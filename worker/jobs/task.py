@@ -27,7 +27,7 @@ from sqlalchemy import orm
 from worker import app as app_module
 from worker import db
 from worker.jobs import deferring, pinned, secrets
-from worker.jobs.retry import NO_RETRY, Retry
+from worker.jobs.retry import Retry
 
 if TYPE_CHECKING:
     from worker.jobs.results import AsyncResult
@@ -223,7 +223,7 @@ def task(
     *,
     name: str,
     queue: str,
-    retry: Retry = NO_RETRY,
+    retry: Retry,
     lock: str | None = None,
     queueing_lock: str | None = None,
     priority: int = 0,
@@ -239,7 +239,9 @@ def task(
     queue:
         Default queue (a constant of ``worker.queues``).
     retry:
-        Retry policy; the default is no retry.
+        Retry policy, always stated (``NO_RETRY`` for none): which failures run the job again,
+        how often and after how long. Lost runs and broken database connections re-run
+        whatever it says.
     lock, queueing_lock:
         Default locks, possibly templates over the arguments (``"document:{document_id}"``).
     priority:
