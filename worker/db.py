@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,8 +22,10 @@ from sqlalchemy import orm
 _SQLALCHEMY_DRIVER = "postgresql+psycopg"
 
 _sessionmaker: orm.sessionmaker[orm.Session] | None = None
-_current_session: contextvars.ContextVar[orm.Session | None] = contextvars.ContextVar(
-    "current_session", default=None
+#: The session that ``session_scope`` joins here: a session, or a function that provides it on
+#: first use (a job's unit of work opens its session only if the task uses the database).
+_current_session: contextvars.ContextVar[orm.Session | Callable[[], orm.Session] | None] = (
+    contextvars.ContextVar("current_session", default=None)
 )
 
 
@@ -133,11 +135,12 @@ def new_session() -> orm.Session:
 
 
 @contextlib.contextmanager
-def joined(session: orm.Session) -> Iterator[orm.Session]:
-    """Make ``session`` the one that :func:`session_scope` joins in this context."""
+def joined(session: orm.Session | Callable[[], orm.Session]) -> Iterator[None]:
+    """Make ``session`` (or the session a function provides on first use) the one that
+    :func:`session_scope` joins in this context."""
     token = _current_session.set(session)
     try:
-        yield session
+        yield
     finally:
         _current_session.reset(token)
 
@@ -160,7 +163,8 @@ def transaction() -> Iterator[sa.Connection]:
 
 def current_session() -> orm.Session | None:
     """The session of the innermost open :func:`session_scope` in this context, if any."""
-    return _current_session.get()
+    current = _current_session.get()
+    return current() if callable(current) else current
 
 
 @contextlib.contextmanager
@@ -177,7 +181,7 @@ def session_scope(*, new: bool = False) -> Iterator[orm.Session]:
     NotSetUp
         ``worker.runtime.setup()`` has not bound a database yet.
     """
-    outer = _current_session.get()
+    outer = current_session()
     if outer is not None and not new:
         yield outer
         return

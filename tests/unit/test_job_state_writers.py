@@ -11,7 +11,7 @@ ALLOWED = {WORKER / "jobs" / "state.py", WORKER / "domain" / "sql" / "job_state.
 WRITES = re.compile(
     r"(UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+(procrastinate_jobs|task_results)\b"
     r"|procrastinate_(finish|retry|cancel)_job_v\d"
-    r"|[^s]\sTaskResult\(|job_manager\.(finish_job|retry_job|cancel_job)",
+    r"|[^s]\sTaskResult\(|insert\(TaskResult|job_manager\.(finish_job|retry_job|cancel_job)",
     re.IGNORECASE,
 )
 

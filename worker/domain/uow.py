@@ -19,8 +19,10 @@ from sqlalchemy import orm
 class UnitOfWork(Protocol):
     """What the domain needs of a job's unit of work (``worker.jobs.uow.UnitOfWork``)."""
 
-    #: The job's session: what is written through it commits with the job's outcome.
-    session: orm.Session
+    @property
+    def session(self) -> orm.Session:
+        """The job's session: what is written through it commits with the job's outcome."""
+        ...
 
     def step(self) -> AbstractContextManager[orm.Session]:
         """A short step on ``session``, committed when the block ends (rolled back if it raises)."""

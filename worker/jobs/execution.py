@@ -1,16 +1,15 @@
-"""How a worker thread runs one run of a job, and writes how it ended.
+"""How a worker thread runs one run of a job, and decides how it ended.
 
 :func:`run_job` creates the job's :class:`~worker.jobs.uow.UnitOfWork` and calls the task with
-it. When the task returns, the run ends as ``succeeded`` with its outcome row *in the task's own
-last transaction* (``worker.jobs.state.succeed``, fenced on the run): the task's writes, its result
-and the job's status commit together, or none of them does. A task that did not use the database
-ends in one autocommitted statement instead.
+it. When a task that used the database returns, the run ends as ``succeeded`` with its outcome
+row *in the task's own last transaction* (``worker.jobs.state.succeed``, fenced on the run): the
+task's writes, its result and the job's status commit together, or none of them does.
 
-When the task raises, its uncommitted writes roll back and the run ends in a short transaction of
-its own: re-queued if the run failed only because the database connection broke
-(:func:`worker.jobs.retry.is_interruption`, no retry budget used), re-queued later if the task's
-retry policy says so, failed otherwise. Those writes are retried until the database answers, so a
-database outage never leaves a job ``doing`` on a live worker.
+Every other end is returned to the runner (``worker.jobs.runner``), which writes it batched with
+others, retrying until the database answers: the success of a task that wrote nothing, and every
+failure (the task's uncommitted writes rolled back first): ``interrupted`` when the run failed only
+because the database connection broke (:func:`worker.jobs.retry.is_interruption`, no retry budget
+used), ``retry`` when the task's policy retries it, ``failed`` otherwise.
 
 A run that was taken away (its worker looked dead; see ``worker.recovery``) writes nothing: its
 transaction rolls back, and the log says so once.
@@ -23,7 +22,6 @@ import contextvars
 import datetime
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -48,11 +46,6 @@ T = TypeVar("T")
 _current_run: contextvars.ContextVar[state.Run | None] = contextvars.ContextVar(
     "current_run", default=None
 )
-
-#: Longest pause between two attempts to write a run's end while the database is unreachable.
-MAX_WRITE_PAUSE = 5.0
-#: Seconds between two log lines about the same unreachable database.
-OUTAGE_LOG_INTERVAL = 30.0
 
 
 def current_job() -> jobs.Job:
@@ -97,157 +90,94 @@ def will_retry(exc: BaseException) -> bool:
     return policy.retry_at(exc, run.job.attempts) is not None
 
 
-def run_job(run: state.Run, stopping: threading.Event | None = None) -> str:
-    """Run one run of a job to its end; return how it ended (for logs and tests).
-
-    Parameters
-    ----------
-    stopping:
-        Set when the process stops: a write that waits for the database gives up then (the
-        job stays ``doing`` and the recovery sweep of a live worker runs it again).
-    """
+def run_job(run: state.Run) -> state.Ending | None:
+    """Run one run of a job; return how it ended when that is still to be written (the
+    runner writes it, batched with others), ``None`` when it is written already (a success
+    committed with the task's own writes) or must not be (the run was fenced off)."""
     from worker.jobs.task import CeleryTask
 
     task = app_module.app.tasks.get(run.job.task_name)
     if not isinstance(task, CeleryTask):
-        return _write(
-            run,
-            stopping,
-            lambda c: state.fail(
-                c, run, error=f"TaskNotFound: no task named {run.job.task_name!r}"
-            ),
-        )
+        error = f"TaskNotFound: no task named {run.job.task_name!r}"
+        logger.error("job %s: %s", run.job_id, error, extra={"action": "task_not_found"})
+        return state.Ending(run=run, action="failed", error=error)
     clock = time.perf_counter()
     with UnitOfWork(run) as uow:
         try:
             with _running(run, uow):
                 result = task.call(uow, run.job.task_kwargs)
-                _succeed(task, run, uow, result)
+                ending = _succeed(task, run, uow, result)
         except state.Fenced:
             uow.rollback()
-            _log_fenced(run)
-            return "fenced"
+            log_fenced(run)
+            return None
         except Exception as exc:
             uow.rollback()
-            return _end_failed(task, run, exc, stopping, time.perf_counter() - clock)
-    logger.info(
+            return _failed(task, run, exc, time.perf_counter() - clock)
+    logger.debug(
         "job %s of %s succeeded in %.3f s",
-        run.job_id,
-        run.job.task_name,
-        time.perf_counter() - clock,
+        run.job_id, run.job.task_name, time.perf_counter() - clock,
         extra={"action": "job_success", "job_id": run.job_id, "task_name": run.job.task_name},
-    )
-    return "succeeded"
+    )  # fmt: skip
+    return ending
 
 
 @contextlib.contextmanager
 def _running(run: state.Run, uow: UnitOfWork) -> Iterator[None]:
     token = _current_run.set(run)
     try:
-        with db.joined(uow.session):
+        with db.joined(lambda: uow.session):
             yield
     finally:
         _current_run.reset(token)
 
 
-def _succeed(task: CeleryTask, run: state.Run, uow: UnitOfWork, result: Any) -> None:
-    payload = _as_json(task, result)
+def _succeed(task: CeleryTask, run: state.Run, uow: UnitOfWork, result: Any) -> state.Ending | None:
+    _check_json(task, result)
     if uow.used_database:
         # the task's last writes, its outcome and the job's end: one transaction
-        state.succeed(uow.session, run, result=payload, record=True)
+        state.succeed(uow.session, run, result=result, record=True)
         uow.session.commit()
-        return
-    # nothing of the task's to commit with: one autocommitted statement, and an outcome row
-    # only if there is a value to keep (status, attempts and times are on the job)
-    with db.autocommit_connection() as connection:
-        state.succeed(connection, run, result=payload, record=payload is not None)
+        return None
+    # nothing of the task's to commit with: the runner writes the end, batched with others,
+    # with an outcome row only if there is a value to keep (status, attempts, times are on
+    # the job)
+    return state.Ending(run=run, action="succeeded", result=result, record=result is not None)
 
 
-def _end_failed(
-    task: CeleryTask,
-    run: state.Run,
-    exc: Exception,
-    stopping: threading.Event | None,
-    duration: float,
-) -> str:
+def _failed(task: CeleryTask, run: state.Run, exc: Exception, duration: float) -> state.Ending:
     error = retry.describe(exc)
     job = run.job
     if retry.is_interruption(exc) and run.interrupted_runs < retry.MAX_INTERRUPTIONS:
         delay = min(30.0, 2.0**run.interrupted_runs)
-        resume_at = _now() + datetime.timedelta(seconds=delay)
-        ending = _write(
-            run,
-            stopping,
-            lambda c: state.requeue(c, run, retry_at=resume_at, error=error, counts=False),
-        )
         logger.warning(
             "job %s of %s interrupted by the database (%s): run again in %.0f s, no retry used",
             run.job_id, job.task_name, error, delay,
             extra={"action": "job_interrupted", "job_id": run.job_id},
         )  # fmt: skip
-        return ending
+        return state.Ending(
+            run=run, action="interrupted", error=error,
+            retry_at=_now() + datetime.timedelta(seconds=delay),
+        )  # fmt: skip
     retry_at = task.retry_policy.retry_at(exc, job.attempts)
     if retry_at is not None:
-        later = retry_at
-        ending = _write(
-            run,
-            stopping,
-            lambda c: state.requeue(c, run, retry_at=later, error=error, counts=True),
-        )
         logger.warning(
             "job %s of %s failed after %.3f s, retried at %s: %s",
             run.job_id, job.task_name, duration, retry_at.isoformat(), error,
             extra={"action": "job_error_retry", "job_id": run.job_id},
         )  # fmt: skip
-        return ending
-    ending = _write(run, stopping, lambda c: state.fail(c, run, error=error))
+        return state.Ending(run=run, action="retry", error=error, retry_at=retry_at)
     logger.error(
         "job %s of %s failed after %.3f s: %s",
         run.job_id, job.task_name, duration, error,
         exc_info=not isinstance(exc, PermanentError),
         extra={"action": "job_error", "job_id": run.job_id},
     )  # fmt: skip
-    return ending
+    return state.Ending(run=run, action="failed", error=error)
 
 
-def _write(
-    run: state.Run, stopping: threading.Event | None, write: Callable[[sa.Connection], str]
-) -> str:
-    """Apply ``write`` in its own transaction, again and again while the database is
-    unreachable (until ``stopping``); a fenced run writes nothing."""
-    pause = 0.5
-    last_log = 0.0
-    while True:
-        try:
-            with db.transaction() as connection:
-                return write(connection)
-        except state.Fenced:
-            _log_fenced(run)
-            return "fenced"
-        except Exception as exc:
-            if not retry.is_interruption(exc):
-                raise
-            if stopping is not None and stopping.is_set():
-                logger.warning(
-                    "job %s: could not record how its run ended (%s) before stopping; the "
-                    "recovery sweep will run it again",
-                    run.job_id, retry.describe(exc),
-                    extra={"action": "job_end_not_written", "job_id": run.job_id},
-                )  # fmt: skip
-                return "unwritten"
-            if time.monotonic() - last_log >= OUTAGE_LOG_INTERVAL:
-                last_log = time.monotonic()
-                logger.warning(
-                    "job %s: database unreachable (%s); will record how its run ended once it "
-                    "answers",
-                    run.job_id, retry.describe(exc),
-                    extra={"action": "job_end_waiting_for_database", "job_id": run.job_id},
-                )  # fmt: skip
-            time.sleep(pause)
-            pause = min(MAX_WRITE_PAUSE, pause * 2)
-
-
-def _log_fenced(run: state.Run) -> None:
+def log_fenced(run: state.Run) -> None:
+    """Say once that a run was fenced off and recorded nothing."""
     logger.warning(
         "job %s of %s: run %s was taken away (its worker was presumed dead) or the job has "
         "ended already; this run's writes were rolled back and it records nothing",
@@ -256,11 +186,11 @@ def _log_fenced(run: state.Run) -> None:
     )  # fmt: skip
 
 
-def _as_json(task: CeleryTask, result: Any) -> str | None:
+def _check_json(task: CeleryTask, result: Any) -> None:
     if result is None:
-        return None
+        return
     try:
-        return json.dumps(result)
+        json.dumps(result)
     except (TypeError, ValueError):
         raise PermanentError(
             f"{task.name} returned a {type(result).__name__}, which is not a JSON value"

@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -39,10 +38,11 @@ from dataclasses import dataclass
 
 import psycopg
 import psycopg.sql
-from psycopg.rows import dict_row
 
 from worker import db, recovery
 from worker.jobs import execution, pinned, state
+from worker.jobs.completer import Completer
+from worker.jobs.links import KEEPALIVES, Link
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +56,6 @@ MAX_OUTAGE_PAUSE = 2.0
 OUTAGE_LOG_INTERVAL = 10.0
 #: Seconds after which the listener checks that its connection still answers.
 LISTEN_CHECK_INTERVAL = 15.0
-#: Seconds to wait for the server when (re)connecting.
-CONNECT_TIMEOUT = 5
-#: TCP keepalives of the runner's connections, so that a silent failover is noticed.
-KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
-              "keepalives_count": 3}  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,9 +92,10 @@ class Runner:
         self._links = {queue: Link(self._conninfo) for queue in self.queues}
         self._beat_link = Link(self._conninfo)
         self._misc_link = Link(self._conninfo)
+        self._end_link = Link(self._conninfo)
+        self._completer = Completer(self._end_link.query, failed=self._db_failed, ok=self._db_ok)
+        self._side: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
-        #: Set for the job threads when the process stops.
-        self.stopping = threading.Event()
         self._wake = {queue: asyncio.Event() for queue in self.queues}
         self._slot_freed = {queue: asyncio.Event() for queue in self.queues}
         self._busy = dict.fromkeys(self.queues, 0)
@@ -121,7 +117,6 @@ class Runner:
     def stop(self) -> None:
         """Stop fetching; running jobs go on (the caller waits for them with :meth:`drain`)."""
         self._stop.set()
-        self.stopping.set()
         for event in (*self._wake.values(), *self._slot_freed.values()):
             event.set()
 
@@ -133,13 +128,11 @@ class Runner:
     async def run(self) -> None:
         """Fetch and run jobs until :meth:`stop`; then return (running jobs may go on)."""
         await self._open()
-        side = [asyncio.create_task(self._heartbeats(), name="heartbeats")]
         if self.options.listen:
-            side.append(asyncio.create_task(self._listen(), name="listener"))
+            self._side.append(asyncio.create_task(self._listen(), name="listener"))
         if self.options.recover:
-            side.append(asyncio.create_task(self._recover(), name="recovery"))
+            self._side.append(asyncio.create_task(self._recover(), name="recovery"))
         loops = [asyncio.create_task(self._serve(q), name=f"fetch:{q}") for q in self.queues]
-        self._side = side
         try:
             await asyncio.gather(*loops)
         finally:
@@ -147,20 +140,25 @@ class Runner:
                 task.cancel()
 
     async def drain(self, timeout: float | None) -> bool:
-        """Wait for running jobs to end (at most ``timeout`` seconds); return whether they did."""
+        """Wait for running jobs to end and their ends to be written (at most ``timeout``
+        seconds); return whether they were."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
-        return not self._tasks
+        if self._tasks:
+            return False
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return await self._completer.flush(left)
 
     async def close(self) -> None:
         """Stop the side loops, unregister the worker and close the connections."""
-        for task in getattr(self, "_side", []):
+        for task in self._side:
             task.cancel()
-        await asyncio.gather(*getattr(self, "_side", []), return_exceptions=True)
-        if self.worker_id is not None and not self._tasks:
+        await asyncio.gather(*self._side, return_exceptions=True)
+        if self.worker_id is not None and not self._tasks and not self._completer.pending:
             with contextlib.suppress(psycopg.Error, OSError):
                 await self._misc_link.query("unregister_worker", worker_id=self.worker_id)
-        for link in (*self._links.values(), self._beat_link, self._misc_link):
+        for link in (*self._links.values(), self._beat_link, self._misc_link, self._end_link):
             await link.close()
         self._recovery_executor.shutdown(wait=False)
 
@@ -169,22 +167,27 @@ class Runner:
         await self._open()
         try:
             while True:
+                self._job_ended.clear()  # before looking: an end while we look is not missed
+                await self._completer.flush()  # a retry's new schedule, a lock's release
                 free = sum(self.options.concurrency.values()) - self._executing
-                runs = await self._fetch(self.queues, max(1, free)) if free > 0 else []
+                runs = await self._fetch(self.queues, free) if free > 0 else []
                 if runs is None:
                     raise RuntimeError("the database is unreachable")
                 for run in runs:
                     self._start(run, run.job.queue)
-                if not runs and not self._tasks:
+                if not runs and not self._tasks and not self._completer.pending:
                     return
                 if self._tasks and (not runs or free <= len(runs)):
-                    self._job_ended.clear()
                     await self._job_ended.wait()
         finally:
             await self.drain(None)
             await self.close()
 
     async def _open(self) -> None:
+        self._side = [
+            asyncio.create_task(self._completer.run(), name="completer"),
+            asyncio.create_task(self._heartbeats(), name="heartbeats"),
+        ]
         pause = 0.5
         while self.worker_id is None:
             try:
@@ -284,7 +287,9 @@ class Runner:
         self._executing += 1
         try:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, execution.run_job, run, self.stopping)
+            ending = await loop.run_in_executor(self._executor, execution.run_job, run)
+            if ending is not None:
+                self._completer.add(ending)
         finally:
             self._executing -= 1
 
@@ -428,47 +433,3 @@ class Runner:
         self._outage_since = None
         self._outage_logged = 0.0
         self._stable_since = now
-
-
-class Link:
-    """A connection of the runner's own (autocommit), opened when first needed, dropped when it
-    breaks and opened again at the next query: after an outage it is back as soon as the server
-    accepts connections. Queries on one link run one at a time."""
-
-    def __init__(self, conninfo: str) -> None:
-        self._conninfo = conninfo
-        self._connection: psycopg.AsyncConnection[dict[str, object]] | None = None
-        self._lock = asyncio.Lock()
-
-    async def query(self, name: str, **params: object) -> list[dict[str, object]]:
-        """Run the named query of ``worker/domain/sql``; its rows (none for a command)."""
-        async with self._lock:
-            connection = await self._connect()
-            try:
-                cursor = await connection.execute(state.psycopg_query(name), params)
-                return await cursor.fetchall() if cursor.description else []
-            except (psycopg.OperationalError, OSError):
-                await self._drop()
-                raise
-
-    async def close(self) -> None:
-        """Close the connection, if open."""
-        async with self._lock:
-            await self._drop()
-
-    async def _connect(self) -> psycopg.AsyncConnection[dict[str, object]]:
-        if self._connection is None or self._connection.closed:
-            self._connection = await psycopg.AsyncConnection.connect(
-                self._conninfo,
-                autocommit=True,
-                row_factory=dict_row,
-                connect_timeout=CONNECT_TIMEOUT,
-                **KEEPALIVES,  # type: ignore[arg-type]
-            )
-        return self._connection
-
-    async def _drop(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with contextlib.suppress(psycopg.Error, OSError):
-                await connection.close()

@@ -17,9 +17,9 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, LiteralString
+from typing import Any, Literal, LiteralString
 
 import sqlalchemy as sa
 from procrastinate import jobs
@@ -29,6 +29,10 @@ from worker.jobs import secrets
 
 #: SQLAlchemy's ``:name`` placeholders, as psycopg's ``%(name)s``.
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([a-z_]+)\b")
+
+
+#: What :func:`end` says of a run that no longer owned its job.
+FENCED = "fenced"
 
 
 class Fenced(Exception):
@@ -59,6 +63,38 @@ class Run:
     def job_id(self) -> int:
         assert self.job.id is not None
         return self.job.id
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ending:
+    """How a run ended, to be written (alone, or batched with others)."""
+
+    run: Run
+    #: ``succeeded``; ``failed`` (for good); ``retry`` (the task's policy retries it, at
+    #: ``retry_at``); ``interrupted`` (a broken database connection: again at ``retry_at``,
+    #: no retry used). An abort request or a waiting duplicate can still end it otherwise.
+    action: Literal["succeeded", "failed", "retry", "interrupted"]
+    #: The task's return value (a JSON value).
+    result: Any = None
+    error: str | None = None
+    #: Write the outcome row of a success (skipped when there is nothing procrastinate does not
+    #: keep: no value, no writes).
+    record: bool = True
+    retry_at: datetime.datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """One element of ``end_runs``'s array."""
+        names = secrets.names_for(self.run.job.task_name)
+        return {
+            "id": self.run.job_id,
+            "run": self.run.run,
+            "action": self.action,
+            "result": self.result,
+            "error": self.error,
+            "record": self.record,
+            "retry_at": None if self.retry_at is None else self.retry_at.isoformat(),
+            "mask": dict.fromkeys(sorted(names), secrets.MASK) if names else None,
+        }
 
 
 @dataclass(kw_only=True)
@@ -113,75 +149,29 @@ def check(connection: sa.Connection | Any, run: Run) -> None:
         raise Fenced(run)
 
 
-def succeed(connection: sa.Connection | Any, run: Run, *, result: str | None, record: bool) -> None:
-    """End ``run`` as succeeded (in the caller's transaction: the task's own, when it wrote).
-
-    Parameters
-    ----------
-    result:
-        The task's return value as JSON text (``None`` for no value).
-    record:
-        Write the outcome row (skipped when there is nothing procrastinate does not keep).
-
-    Raises
-    ------
-    Fenced
-        The job no longer belongs to this run; nothing was written.
-    """
-    _end(connection, run, status="succeeded", result=result, error=None, record=record)
+def end(connection: sa.Connection | Any, endings: Sequence[Ending]) -> dict[int, str]:
+    """End runs in the caller's transaction; return the status each job got, or ``fenced``
+    for a job that no longer belonged to its run (nothing was written for it)."""
+    rows = connection.execute(sa.text(sql.queries()["end_runs"]), end_parameters(endings))
+    return {row.job_id: row.status for row in rows}
 
 
-def fail(connection: sa.Connection | Any, run: Run, *, error: str) -> str:
-    """End ``run`` as failed for good (``aborted`` if an abort was asked); return the status.
+def end_parameters(endings: Sequence[Ending]) -> dict[str, str]:
+    """Parameters of ``end_runs`` (also run by the runner on its own connections)."""
+    return {"ends": json.dumps([ending.as_json() for ending in endings])}
+
+
+def succeed(connection: sa.Connection | Any, run: Run, *, result: Any, record: bool) -> None:
+    """End ``run`` as succeeded in the caller's transaction (the task's own, when it wrote).
 
     Raises
     ------
     Fenced
         The job no longer belongs to this run; nothing was written.
     """
-    return _end(connection, run, status="failed", result=None, error=error, record=True)
-
-
-def requeue(
-    connection: sa.Connection | Any,
-    run: Run,
-    *,
-    retry_at: datetime.datetime,
-    error: str,
-    counts: bool,
-) -> str:
-    """Put the job of a failed ``run`` back in the queue; return its new status.
-
-    Parameters
-    ----------
-    counts:
-        Whether the run uses the task's retry budget (a retry) or not (the run was only
-        interrupted by a broken database connection).
-
-    Returns
-    -------
-    ``todo``, or ``aborted`` (an abort was asked) or ``failed`` (another job with the same
-    queueing lock waits already).
-
-    Raises
-    ------
-    Fenced
-        The job no longer belongs to this run; nothing was written.
-    """
-    row = connection.execute(
-        sa.text(sql.queries()["requeue_run"]),
-        {
-            "job_id": run.job_id,
-            "run": run.run,
-            "retry_at": retry_at,
-            "error": error,
-            "counts": counts,
-            "mask": _mask(run.job.task_name),
-        },
-    ).first()
-    if row is None:
+    ending = Ending(run=run, action="succeeded", result=result, record=record)
+    if end(connection, [ending]).get(run.job_id) == FENCED:
         raise Fenced(run)
-    return str(row.status)
 
 
 def release(connection: sa.Connection | Any, run: Run) -> None:
@@ -189,32 +179,6 @@ def release(connection: sa.Connection | Any, run: Run) -> None:
     connection.execute(
         sa.text(sql.queries()["release_run"]), {"job_id": run.job_id, "run": run.run}
     )
-
-
-def _end(
-    connection: sa.Connection | Any,
-    run: Run,
-    *,
-    status: str,
-    result: str | None,
-    error: str | None,
-    record: bool,
-) -> str:
-    row = connection.execute(
-        sa.text(sql.queries()["end_run"]),
-        {
-            "job_id": run.job_id,
-            "run": run.run,
-            "status": status,
-            "result": result,
-            "error": error,
-            "record": record,
-            "mask": _mask(run.job.task_name),
-        },
-    ).first()
-    if row is None:
-        raise Fenced(run)
-    return str(row.status)
 
 
 def recover(
@@ -273,3 +237,64 @@ def _all_masks() -> str:
             if secret_names
         }
     )
+
+
+# -- retention ---------------------------------------------------------------------------------
+# Deleting finished jobs and their outcomes, for ``worker.maintenance.retention`` (which deletes
+# the jobs' events first, and runs each call below in a short transaction of its own).
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cutoffs:
+    """Jobs that ended before these times may be deleted."""
+
+    #: Succeeded, cancelled and aborted jobs.
+    finished_before: datetime.datetime
+    #: Failed jobs.
+    failed_before: datetime.datetime
+
+
+def prunable_jobs(
+    connection: sa.Connection | Any, cutoffs: Cutoffs, *, after: int, limit: int
+) -> list[tuple[int, int]]:
+    """Up to ``limit`` ``(job id, runs)`` of finished jobs past their cutoff, ids above ``after``,
+    by id. Never a waiting or running job."""
+    rows = connection.execute(
+        sa.text(sql.queries()["retention_prunable_jobs"]),
+        {"after": after, "limit": limit, **_cutoff_parameters(cutoffs)},
+    ).all()
+    return [(row.id, row.runs) for row in rows]
+
+
+def delete_jobs(connection: sa.Connection | Any, jobs: list[tuple[int, int]]) -> list[int]:
+    """Delete the ``(job id, runs)`` read by :func:`prunable_jobs` that were not run again and
+    are still finished; return the ids deleted. Their outcomes stay (see :func:`delete_outcomes`)."""
+    rows = connection.execute(
+        sa.text(sql.queries()["retention_delete_jobs"]),
+        {"ids": [job_id for job_id, _ in jobs], "runs": [runs for _, runs in jobs]},
+    ).all()
+    return [row.id for row in rows]
+
+
+def orphan_outcomes(
+    connection: sa.Connection | Any, cutoffs: Cutoffs, *, after: int, limit: int
+) -> list[int]:
+    """Up to ``limit`` job ids above ``after`` whose outcome outlived its job and its cutoff."""
+    rows = connection.execute(
+        sa.text(sql.queries()["retention_orphan_outcomes"]),
+        {"after": after, "limit": limit, **_cutoff_parameters(cutoffs)},
+    ).all()
+    return [row.job_id for row in rows]
+
+
+def delete_outcomes(connection: sa.Connection | Any, job_ids: list[int]) -> int:
+    """Delete the outcomes of ``job_ids`` whose job is gone; return how many."""
+    return len(
+        connection.execute(
+            sa.text(sql.queries()["retention_delete_outcomes"]), {"ids": job_ids}
+        ).all()
+    )
+
+
+def _cutoff_parameters(cutoffs: Cutoffs) -> dict[str, datetime.datetime]:
+    return {"finished_before": cutoffs.finished_before, "failed_before": cutoffs.failed_before}

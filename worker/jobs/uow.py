@@ -30,8 +30,16 @@ class UnitOfWork:
 
     def __init__(self, run: state.Run | None = None) -> None:
         self.run = run
-        self.session: orm.Session = db.new_session()
+        self._session: orm.Session | None = None
         self._used = False
+
+    @property
+    def session(self) -> orm.Session:
+        """The job's session, opened at first use (a task that never uses the database costs
+        no session and no connection)."""
+        if self._session is None:
+            self._session = db.new_session()
+        return self._session
 
     def __enter__(self) -> Self:
         return self
@@ -47,7 +55,7 @@ class UnitOfWork:
     @property
     def pending(self) -> bool:
         """Whether a transaction is open (something read or written since the last commit)."""
-        return self.session.in_transaction()
+        return self._session is not None and self._session.in_transaction()
 
     @property
     def used_database(self) -> bool:
@@ -91,4 +99,5 @@ class UnitOfWork:
 
     def close(self) -> None:
         """Roll back anything left and release the connection."""
-        self.session.close()
+        if self._session is not None:
+            self._session.close()
