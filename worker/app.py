@@ -44,7 +44,11 @@ app = TaskLayerApp(connector=UnboundConnector(), import_paths=task_modules())
 
 
 def bind(
-    database_url: str | None, *, pool_max_size: int = 10, open_sync_pool: bool = False
+    database_url: str | None,
+    *,
+    pool_max_size: int = 10,
+    open_sync_pool: bool = False,
+    connect_timeout: int = 10,
 ) -> procrastinate.App:
     """Point :data:`app` at ``database_url`` (``None`` closes it and puts the placeholder back).
 
@@ -56,7 +60,10 @@ def bind(
         Size of procrastinate's connection pool (fetch, finish, heartbeats, defers).
     open_sync_pool:
         Open procrastinate's sync pool now, so that its own sync API (``task.defer()``,
-        ``job_manager``) works in a process that never runs a worker (app code, the CLI).
+        ``job_manager``) works in a process that never runs a worker (app code). It holds no
+        connection until first used, and then waits at most ``connect_timeout`` for one.
+    connect_timeout:
+        Seconds libpq waits for the server.
     """
     previous = app.connector
     if isinstance(previous, TxAwarePsycopgConnector):
@@ -65,8 +72,15 @@ def bind(
     if database_url is None:
         connector = UnboundConnector()
     else:
+        pool: dict[str, Any] = {"min_size": 1, "max_size": pool_max_size}
+        if open_sync_pool:
+            # connect on first use, never at set-up: an unreachable server fails that use
+            # within connect_timeout instead of set-up after the pool's 30 s
+            pool = {"min_size": 0, "max_size": pool_max_size, "timeout": connect_timeout}
         connector = TxAwarePsycopgConnector(
-            conninfo=db.libpq_url(database_url), min_size=1, max_size=pool_max_size
+            conninfo=db.libpq_url(database_url),
+            kwargs={"connect_timeout": connect_timeout},
+            **pool,
         )
         if open_sync_pool:
             connector.get_sync_connector().open()

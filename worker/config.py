@@ -1,6 +1,7 @@
 """Settings: read once from the environment, typed, frozen and validated at start-up.
 
-Only :meth:`Settings.from_env` reads the environment (``manage.py`` calls it once). Names follow
+Only :meth:`Settings.from_env` reads the environment (``manage.py`` and ``runtime.setup()`` call it
+once, through :meth:`Settings.from_process_env`). Names follow
 Dify where Dify has a setting (``MAIL_TYPE``, ``SMTP_*``, ``CONSOLE_WEB_URL``, ``LOG_LEVEL``);
 settings of our own carry the ``WORKER_`` prefix. Tests build ``Settings(...)`` directly, by field
 name. An empty environment variable counts as unset.
@@ -9,6 +10,7 @@ name. An empty environment variable counts as unset.
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
@@ -170,6 +172,11 @@ class Settings(BaseModel):
         return cls.validated(**data)
 
     @classmethod
+    def from_process_env(cls) -> Self:
+        """The settings of this process's environment (see :meth:`from_env`)."""
+        return cls.from_env(os.environ)
+
+    @classmethod
     def validated(cls, **values: Any) -> Self:
         """Construct and validate; pydantic's report becomes a one-line :class:`ConfigError`."""
         try:
@@ -190,6 +197,17 @@ class Settings(BaseModel):
             ) from None
         if url.drivername not in _POSTGRES_SCHEMES:
             raise ValueError(f"unsupported scheme {url.drivername!r}; expected postgresql://")
+        return value
+
+    @field_validator("data_dir", "storage_local_path")
+    @classmethod
+    def _check_directory(cls, value: Path | None) -> Path | None:
+        # caught here, not as an OSError halfway through a command
+        if value is None:
+            return None
+        existing = next((p for p in (value, *value.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise ValueError(f"{existing} is a file, not a directory")
         return value
 
     @field_validator("import_paths", mode="before")

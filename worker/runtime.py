@@ -4,7 +4,9 @@ Nothing here runs at import. ``manage.py`` commands enter :func:`database_url` t
 the database in use: ``DATABASE_URL`` when set, else the embedded server, started on entry and
 stopped on exit when this process was its last user. :func:`setup` binds the task layer (the
 procrastinate App and :func:`worker.db.session_scope`) to that database: the worker calls it, and
-so does app code that defers jobs, once at start-up.
+so does app code that defers jobs, searches or uploads, once at start-up. Unless given settings,
+it reads the environment as the worker does, so that both store files in the same place and embed
+with the same model.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sqlalchemy as sa
 
 from worker import app as app_module
 from worker import db
-from worker.config import Settings
+from worker.config import ConfigError, Settings
 from worker.embedded import EmbeddedPostgres
 
 if TYPE_CHECKING:
@@ -67,46 +69,76 @@ _current: Runtime | None = None
 
 
 def setup(
-    database_url: str,
+    database_url: str | None = None,
     *,
+    settings: Settings | None = None,
     pool_size: int = ENGINE_POOL_SIZE,
     procrastinate_pool_size: int = 10,
-    connect_timeout: int = 10,
+    connect_timeout: int | None = None,
     worker: bool = False,
-    settings: Settings | None = None,
+    open_sync_pool: bool | None = None,
 ) -> Runtime:
-    """Bind the task layer to ``database_url``: sessions, deferring, results.
+    """Bind the task layer to a database: sessions, deferring, results, search and uploads.
 
     Parameters
     ----------
     database_url:
-        A ``postgresql://`` URL.
+        A ``postgresql://`` URL; by default ``DATABASE_URL`` of the settings, else the URL of the
+        embedded server when it runs (``manage.py db start``).
+    settings:
+        Configuration of the adapters (storage, embeddings, Notion, crawling, mail); by default
+        read from the environment, as ``manage.py`` does, so that app code stores uploads where
+        the worker reads them and embeds queries with the model that built the index.
     pool_size:
         Connections of the SQLAlchemy engine behind ``session_scope`` (tasks and defers).
     procrastinate_pool_size:
         Connections of procrastinate's pool (the worker's fetch/finish loop).
     connect_timeout:
-        Seconds libpq waits for the server.
+        Seconds libpq waits for the server (default ``WORKER_DB_CONNECT_TIMEOUT``).
     worker:
-        This process runs a worker (which opens procrastinate's async pool itself); otherwise
-        procrastinate's sync pool is opened for its own sync API.
-    settings:
-        Configuration of the adapters (storage, embeddings, Notion, crawling); defaults apply
-        when omitted.
+        This process runs a worker (which opens procrastinate's async pool itself).
+    open_sync_pool:
+        Open procrastinate's sync pool, for its own sync API (``task.defer()``,
+        ``app.job_manager``); by default when not a worker. It connects on first use only.
+
+    Raises
+    ------
+    worker.config.ConfigError
+        The environment's settings are invalid, or no database is given, set or running.
     """
     global _current
     teardown()
+    settings = settings if settings is not None else Settings.from_process_env()
+    url = database_url or _configured_url(settings)
+    timeout = settings.db_connect_timeout if connect_timeout is None else connect_timeout
     engine = db.make_engine(
-        database_url,
-        connect_timeout=connect_timeout,
+        url,
+        connect_timeout=timeout,
         pool_size=pool_size,
         max_overflow=2,
         pool_pre_ping=not worker,
     )
     db.bind(engine)
-    app_module.bind(database_url, pool_max_size=procrastinate_pool_size, open_sync_pool=not worker)
-    _current = Runtime(database_url=database_url, engine=engine, settings=settings or Settings())
+    app_module.bind(
+        url,
+        pool_max_size=procrastinate_pool_size,
+        open_sync_pool=not worker if open_sync_pool is None else open_sync_pool,
+        connect_timeout=timeout,
+    )
+    _current = Runtime(database_url=url, engine=engine, settings=settings)
     return _current
+
+
+def _configured_url(settings: Settings) -> str:
+    if settings.database_url is not None:
+        return db.libpq_url(settings.database_url)
+    status = EmbeddedPostgres(settings.data_dir).status()
+    if status.running and status.url is not None:
+        return status.url
+    raise ConfigError(
+        "no database to set up: pass runtime.setup(database_url), set DATABASE_URL, or start "
+        f"the embedded server of WORKER_DATA_DIR={settings.data_dir} (`manage.py db start`)"
+    )
 
 
 def teardown() -> None:

@@ -46,7 +46,7 @@ def test_defer_prints_the_job_id_and_show_describes_it(
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["defer", "tests.nope"], "unknown task 'tests.nope'; known tasks:"),
+        (["defer", "tests.nope"], "unknown task 'tests.nope'; `manage.py tasks` lists"),
         (["defer", "tests.add", "--json", "{bad"], "--json is not valid JSON"),
         (["defer", "tests.add", "--json", "[1, 2]"], "--json must be an object"),
         (["defer", "tests.add", "--json", '{"x": 1}'], "missing a required argument: 'y'"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -12,7 +13,7 @@ from typing import NoReturn
 import psycopg
 import sqlalchemy as sa
 
-from worker.cli import admin, documents, errors, jobs, logs, run
+from worker.cli import admin, documents, errors, jobs, logs, run, tasks
 from worker.config import ConfigError, Settings
 from worker.embedded import EmbeddedPostgresError
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_commands(commands)
     jobs.add_commands(commands)
     documents.add_commands(commands)
+    tasks.add_commands(commands)
     return parser
 
 
@@ -49,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
-        settings = Settings.from_env(os.environ)
+        settings = Settings.from_process_env()
         logs.configure_logging(settings.log_level)
         return handler(args, settings)
     except ConfigError as exc:
@@ -62,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(errors.describe_connection_error(exc), 1)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except BrokenPipeError:
+        return _reader_gone()
     except Exception as exc:
         logger.debug("unexpected error", exc_info=True)
         return _fail(
@@ -69,6 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(LOG_LEVEL=DEBUG shows the traceback)",
             1,
         )
+
+
+def _reader_gone() -> int:
+    """The output's reader went away (``| head``): stop quietly, as Unix tools do on SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush into the closed pipe at exit
+    return 128 + signal.SIGPIPE
 
 
 def _fail(message: str, code: int) -> int:

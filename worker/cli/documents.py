@@ -33,7 +33,7 @@ def cmd_recover(args: argparse.Namespace, settings: Settings) -> int:
     from worker.tasks import maintenance  # the task modules are heavy: import them when used
 
     with runtime.database_url(settings) as url, reaching(url):
-        runtime.setup(url, pool_size=1, settings=settings)
+        runtime.setup(url, pool_size=1, settings=settings, open_sync_pool=False)
         try:
             with UnitOfWork() as uow:
                 deferred = maintenance.recover_stuck_documents(uow, older_than=args.older_than)

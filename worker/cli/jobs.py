@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy import orm
@@ -17,21 +18,38 @@ from worker.cli.errors import CommandError, reaching
 from worker.config import Settings
 from worker.jobs import admin
 
+T = TypeVar("T")
+
 STATUSES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborted")
 
 
 def add_commands(commands: Any) -> None:
     defer = commands.add_parser("defer", help="defer a job of TASK; prints the job id")
-    defer.add_argument("task", metavar="TASK", help="task name, e.g. tests.add")
+    defer.add_argument(
+        "task",
+        metavar="TASK",
+        help="task name, as Dify calls it (send_email_code_login_mail_task) or as registered "
+        "(mail.email_code_login); `manage.py tasks` lists them",
+    )
     defer.add_argument(
         "--json", default="{}", dest="arguments", help="keyword arguments as a JSON object"
     )
     defer.add_argument("--queue", choices=queues.ALL_QUEUES, help="override the task's queue")
-    defer.add_argument("--lock", help="lock: jobs sharing it run one at a time")
-    defer.add_argument("--queueing-lock", help="at most one waiting job with this key")
-    defer.add_argument("--priority", type=int, help="higher runs first")
+    defer.add_argument("--lock", type=_lock("lock"), help="lock: jobs sharing it run one at a time")
     defer.add_argument(
-        "--schedule-in", type=_seconds, metavar="SECONDS", help="start no sooner than this"
+        "--queueing-lock",
+        type=_lock("queueing_lock"),
+        help="at most one waiting job with this key",
+    )
+    low, high = admin.PRIORITY_RANGE
+    defer.add_argument(
+        "--priority", type=_priority, help=f"higher runs first ({low}..{high}, default 0)"
+    )
+    defer.add_argument(
+        "--schedule-in",
+        type=_seconds,
+        metavar="SECONDS",
+        help=f"start no sooner than this (at most {admin.MAX_SCHEDULE_IN:.0f})",
     )
     defer.set_defaults(handler=cmd_defer)
 
@@ -42,7 +60,12 @@ def add_commands(commands: Any) -> None:
     listing.add_argument("--queue")
     listing.add_argument("--status", choices=STATUSES)
     listing.add_argument("--task")
-    listing.add_argument("--limit", type=int, default=admin.LIST_LIMIT)
+    listing.add_argument(
+        "--limit",
+        type=_limit,
+        default=admin.LIST_LIMIT,
+        help=f"rows to print (1..{admin.MAX_LIST_LIMIT}, default {admin.LIST_LIMIT})",
+    )
     listing.set_defaults(handler=cmd_jobs_list)
     for name, handler, text in (
         ("show", cmd_jobs_show, "arguments, status, attempts, result, error and timings"),
@@ -50,7 +73,7 @@ def add_commands(commands: Any) -> None:
         ("cancel", cmd_jobs_cancel, "cancel a waiting job or abort a running one"),
     ):
         action = actions.add_parser(name, help=text)
-        action.add_argument("job_id", type=int, metavar="ID")
+        action.add_argument("job_id", type=_job_id, metavar="ID")
         action.set_defaults(handler=handler)
 
     stats = commands.add_parser(
@@ -62,13 +85,15 @@ def add_commands(commands: Any) -> None:
 @contextlib.contextmanager
 def _session(settings: Settings) -> Iterator[orm.Session]:
     with runtime.database_url(settings) as url, reaching(url):
-        runtime.setup(
-            url, pool_size=1, connect_timeout=settings.db_connect_timeout, settings=settings
-        )
+        # no procrastinate pool: every command works on this one session (which fails within
+        # WORKER_DB_CONNECT_TIMEOUT when the server does not answer)
+        runtime.setup(url, pool_size=1, settings=settings, open_sync_pool=False)
         app.import_paths = [*app.import_paths, *settings.import_paths]
         try:
             with db.session_scope() as session:
                 yield session
+        except admin.InvalidJobInput as exc:
+            raise CommandError(str(exc), exit_code=2) from None
         except admin.JobCommandError as exc:
             raise CommandError(str(exc)) from None
         finally:
@@ -78,7 +103,7 @@ def _session(settings: Settings) -> Iterator[orm.Session]:
 def cmd_defer(args: argparse.Namespace, settings: Settings) -> int:
     try:
         arguments = admin.parse_arguments(args.arguments)
-    except admin.JobCommandError as exc:
+    except admin.InvalidJobInput as exc:
         raise CommandError(str(exc), exit_code=2) from None
     with _session(settings) as session:
         try:
@@ -161,6 +186,47 @@ def _seconds(value: str) -> float:
         seconds = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
-    if seconds < 0:
-        raise argparse.ArgumentTypeError("expected a number of seconds >= 0")
-    return seconds
+    return _checked(admin.check_schedule_in, seconds)
+
+
+def _priority(value: str) -> int:
+    try:
+        priority = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+    return _checked(admin.check_priority, priority)
+
+
+def _limit(value: str) -> int:
+    try:
+        limit = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+    if not 1 <= limit <= admin.MAX_LIST_LIMIT:
+        raise argparse.ArgumentTypeError(f"limit {limit} is outside 1..{admin.MAX_LIST_LIMIT}")
+    return limit
+
+
+def _job_id(value: str) -> int:
+    try:
+        job_id = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {value!r}") from None
+    if not 1 <= job_id <= admin.MAX_JOB_ID:
+        raise argparse.ArgumentTypeError(f"job ids are 1..{admin.MAX_JOB_ID}, got {job_id}")
+    return job_id
+
+
+def _lock(option: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        return _checked(functools.partial(admin.check_lock, option), value)
+
+    return parse
+
+
+def _checked(check: Callable[[T], None], value: T) -> T:
+    try:
+        check(value)
+    except admin.InvalidJobInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value

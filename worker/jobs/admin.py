@@ -3,26 +3,41 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from procrastinate import tasks
+from procrastinate import exceptions, tasks
 from sqlalchemy import orm
 
-from worker.app import app
 from worker.domain import sql
-from worker.jobs import deferring, secrets, state
+from worker.jobs import catalog, deferring, secrets, state
 from worker.jobs.results import job_state
 from worker.jobs.task import CeleryTask, InvalidTaskArguments
 
 #: Default number of rows ``jobs list`` prints.
 LIST_LIMIT = 50
+#: Most rows ``jobs list`` prints.
+MAX_LIST_LIMIT = 10_000
+#: Lowest and highest job priority (higher runs first).
+PRIORITY_RANGE = (-1000, 1000)
+#: Longest delay before a deferred job may start, in seconds (a year).
+MAX_SCHEDULE_IN = 366 * 24 * 3600.0
+#: Longest lock or queueing lock, in characters (they are indexed: PostgreSQL refuses an index
+#: entry over about 2700 bytes).
+MAX_LOCK_LENGTH = 512
+#: Largest job id (``bigint``).
+MAX_JOB_ID = 2**63 - 1
 
 
 class JobCommandError(Exception):
     """A job command cannot be done as asked; the message says why."""
+
+
+class InvalidJobInput(JobCommandError):
+    """What was asked is malformed or out of bounds (a usage error, not the jobs' state)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,19 +50,18 @@ class QueueStats:
 
 
 def find_task(name: str) -> tasks.Task[Any, Any, Any]:
-    """The registered task called ``name`` (after importing every task module).
+    """The task answering to ``name``: its registered name, an alias or its Dify function name
+    (after importing every task module).
 
     Raises
     ------
-    JobCommandError
-        No task has that name or alias.
+    InvalidJobInput
+        No task answers to that name, or several do.
     """
-    _import_tasks()
     try:
-        return app.tasks[name]
-    except KeyError:
-        known = ", ".join(sorted(n for n in app.tasks if "procrastinate." not in n))
-        raise JobCommandError(f"unknown task {name!r}; known tasks: {known or 'none'}") from None
+        return catalog.find(name)
+    except catalog.UnknownTask as exc:
+        raise InvalidJobInput(str(exc)) from None
 
 
 def defer(
@@ -61,13 +75,21 @@ def defer(
     schedule_in: float | None = None,
     priority: int | None = None,
 ) -> int:
-    """Defer ``task_name`` with keyword ``arguments`` checked against its signature.
+    """Defer ``task_name`` with keyword ``arguments`` checked against its signature and
+    argument types.
 
     Raises
     ------
+    InvalidJobInput
+        Unknown task, arguments that do not fit it, or an option out of bounds; nothing is
+        deferred.
     JobCommandError
-        Unknown task, or arguments that do not fit it; nothing is deferred.
+        The database refused the job (the message is the driver's).
+    procrastinate.exceptions.AlreadyEnqueued
+        A job with the same queueing lock is waiting.
     """
+    check_priority(priority)
+    check_schedule_in(schedule_in)
     task = find_task(task_name)
     if isinstance(task, CeleryTask):
         try:
@@ -77,7 +99,7 @@ def defer(
                 lock=lock, queueing_lock=queueing_lock,
             )  # fmt: skip
         except InvalidTaskArguments as exc:
-            raise JobCommandError(str(exc)) from None
+            raise InvalidJobInput(str(exc)) from None
     else:
         bound = dict(arguments)
         options = {
@@ -88,7 +110,40 @@ def defer(
         }
         if schedule_in is not None:
             options["schedule_in"] = {"seconds": schedule_in}
-    return deferring.defer(task, bound, options, session=session)
+    for option in ("lock", "queueing_lock"):
+        check_lock(option, options.get(option))
+    try:
+        return deferring.defer(task, bound, options, session=session)
+    except exceptions.AlreadyEnqueued:
+        raise
+    except exceptions.ConnectorException as exc:
+        cause = exc.__cause__ or exc
+        reason = " ".join(str(cause).split()) or type(cause).__name__
+        raise JobCommandError(f"the database refused the {task.name} job: {reason}") from None
+
+
+def check_priority(priority: int | None) -> None:
+    """Refuse a priority outside :data:`PRIORITY_RANGE`."""
+    low, high = PRIORITY_RANGE
+    if priority is not None and not low <= priority <= high:
+        raise InvalidJobInput(f"priority {priority} is outside {low}..{high}")
+
+
+def check_schedule_in(seconds: float | None) -> None:
+    """Refuse a delay that is negative, not finite or over :data:`MAX_SCHEDULE_IN`."""
+    if seconds is not None and not (math.isfinite(seconds) and 0 <= seconds <= MAX_SCHEDULE_IN):
+        raise InvalidJobInput(
+            f"schedule-in {seconds} is not a number of seconds in 0..{MAX_SCHEDULE_IN:.0f}"
+        )
+
+
+def check_lock(option: str, value: str | None) -> None:
+    """Refuse a lock over :data:`MAX_LOCK_LENGTH` characters (given, or filled from a template)."""
+    if value is not None and len(value) > MAX_LOCK_LENGTH:
+        raise InvalidJobInput(
+            f"{option.replace('_', ' ')} is {len(value)} characters long; at most "
+            f"{MAX_LOCK_LENGTH} are allowed"
+        )
 
 
 def list_jobs(
@@ -99,7 +154,15 @@ def list_jobs(
     task: str | None = None,
     limit: int = LIST_LIMIT,
 ) -> list[sa.Row[Any]]:
-    """Jobs, newest first, with their recorded outcome."""
+    """Jobs, newest first, with their recorded outcome.
+
+    Raises
+    ------
+    InvalidJobInput
+        ``limit`` is outside 1..:data:`MAX_LIST_LIMIT`.
+    """
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise InvalidJobInput(f"limit {limit} is outside 1..{MAX_LIST_LIMIT}")
     return list(
         session.execute(
             sa.text(sql.queries()["list_jobs"]),
@@ -116,12 +179,14 @@ def show_job(session: orm.Session, job_id: int) -> dict[str, Any]:
     JobCommandError
         No job has that id.
     """
+    if not 1 <= job_id <= MAX_JOB_ID:
+        raise JobCommandError(f"no job with id {job_id}")
     row = session.execute(sa.text(sql.queries()["show_job"]), {"id": job_id}).one_or_none()
     if row is None:
         raise JobCommandError(f"no job with id {job_id}")
     details = dict(row._mapping)
     details["state"] = job_state(row.status, row.attempts, row.outcome)
-    _import_tasks()
+    catalog.import_tasks()
     details["args"] = secrets.masked_args(row.task_name, row.args or {})
     if details["finished_at"] is None:
         # no outcome row (nothing to record): the end event's statement was the whole
@@ -140,6 +205,7 @@ def retry_job(session: orm.Session, job_id: int) -> None:
     JobCommandError
         No such job, the job is not failed, or a duplicate already waits with its queueing lock.
     """
+    catalog.import_tasks()  # which arguments are secret is declared there
     row = _lock_row(session, job_id)
     status, queueing_lock = str(row.status), row.queueing_lock
     if status != "failed":
@@ -172,9 +238,9 @@ def cancel_job(session: orm.Session, job_id: int) -> str:
     JobCommandError
         No such job, or it has already finished.
     """
+    catalog.import_tasks()
     row = _lock_row(session, job_id)
     status = str(row.status)
-    _import_tasks()
     if status not in ("todo", "doing"):
         raise JobCommandError(f"job {job_id} is {status}; only waiting or running jobs cancel")
     cancelled = state.cancel(session, job_id, row.task_name)
@@ -206,27 +272,30 @@ def parse_arguments(text: str) -> dict[str, Any]:
 
     Raises
     ------
-    JobCommandError
-        Not JSON, or not an object.
+    InvalidJobInput
+        Not JSON (``NaN`` and ``Infinity`` are not), or not an object.
     """
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        raise JobCommandError(f"--json is not valid JSON: {exc}") from None
+        raise InvalidJobInput(f"--json is not valid JSON: {exc}") from None
+    except ValueError as exc:
+        raise InvalidJobInput(f"--json is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise JobCommandError(
+        raise InvalidJobInput(
             f"--json must be an object of keyword arguments, got {type(value).__name__}"
         )
     return value
 
 
-def _import_tasks() -> None:
-    """Import every task module: which arguments are secret is declared there."""
-    app.perform_import_paths()  # type: ignore[no-untyped-call]
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _lock_row(session: orm.Session, job_id: int) -> sa.Row[Any]:
     """The job's row (status, queueing lock, task name, arguments), locked."""
+    if not 1 <= job_id <= MAX_JOB_ID:
+        raise JobCommandError(f"no job with id {job_id}")
     row = session.execute(sa.text(sql.queries()["lock_job_row"]), {"id": job_id}).one_or_none()
     if row is None:
         raise JobCommandError(f"no job with id {job_id}")

@@ -18,11 +18,14 @@ import datetime
 import functools
 import inspect
 import json
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import pydantic
 from procrastinate import tasks
 from sqlalchemy import orm
+from typing_extensions import TypedDict
 
 from worker import app as app_module
 from worker import db
@@ -90,26 +93,68 @@ class CeleryTask(tasks.Task[Any, Any, Any]):
     def bind_arguments(
         self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Map Celery-style ``args``/``kwargs`` onto the function's parameters.
+        """Map Celery-style ``args``/``kwargs`` onto the function's parameters and check them
+        against its type annotations, strictly, as JSON (``"yes"`` is not a ``bool``, a list
+        is not a ``str``).
 
         Raises
         ------
         InvalidTaskArguments
-            Missing, unexpected or duplicate arguments, or a value that is not JSON.
+            Missing, unexpected or duplicate arguments, a value that is not JSON, or a value
+            of another type than its parameter's annotation.
         """
         try:
             bound = self.signature.bind(*args, **(kwargs or {}))
         except TypeError as exc:
             raise InvalidTaskArguments(f"{self.name}: {exc}") from None
         arguments = dict(bound.arguments)
+        try:
+            payload = json.dumps(arguments, allow_nan=False)
+        except (TypeError, ValueError):
+            raise self._not_json(arguments) from None
+        try:
+            self._argument_types.validate_json(payload)
+        except pydantic.ValidationError as exc:
+            raise InvalidTaskArguments(self._describe_type_errors(exc)) from None
+        return arguments
+
+    @functools.cached_property
+    def _argument_types(self) -> pydantic.TypeAdapter[Any]:
+        """A strict validator of the arguments' JSON, built once, on the first defer."""
+        try:
+            hints = typing.get_type_hints(self.run)
+        except (NameError, TypeError):  # an annotation that does not resolve: checked as Any
+            hints = {}
+        fields = {
+            name: _checkable(hints.get(name, Any))
+            if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+            else Any
+            for name, parameter in self.signature.parameters.items()
+        }
+        arguments = _typed_dict(f"{self.run.__name__}_arguments", fields, total=False)
+        arguments.__pydantic_config__ = pydantic.ConfigDict(strict=True)
+        return pydantic.TypeAdapter(arguments)
+
+    def _not_json(self, arguments: Mapping[str, Any]) -> InvalidTaskArguments:
         for key, value in arguments.items():
             try:
-                json.dumps(value)
+                json.dumps(value, allow_nan=False)
             except (TypeError, ValueError):
-                raise InvalidTaskArguments(
-                    f"{self.name}: argument {key!r} is a {type(value).__name__}, not a JSON value"
-                ) from None
-        return arguments
+                why = " (NaN and infinity are not JSON)" if isinstance(value, float) else ""
+                return InvalidTaskArguments(
+                    f"{self.name}: argument {key!r} is a {type(value).__name__}, not a JSON "
+                    f"value{why}"
+                )
+        return InvalidTaskArguments(f"{self.name}: arguments are not JSON")
+
+    def _describe_type_errors(self, exc: pydantic.ValidationError) -> str:
+        hidden = secrets.names_for(self.name)
+        problems = []
+        for error in exc.errors():
+            path = ".".join(str(part) for part in error["loc"])
+            shown = "" if error["loc"][0] in hidden else f" (got {_short_repr(error['input'])})"
+            problems.append(f"argument {path!r}: {error['msg'].lower()}{shown}")
+        return f"{self.name}: " + "; ".join(problems)
 
     def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
         """Defer a job with these arguments; return its result handle."""
@@ -200,6 +245,24 @@ class CeleryTask(tasks.Task[Any, Any, Any]):
             raise InvalidTaskArguments(
                 f"{self.name}: lock template {template!r} needs argument {exc.args[0]!r}"
             ) from None
+
+
+#: ``TypedDict`` called with fields known at run time (mypy checks only literal calls).
+_typed_dict: Any = TypedDict
+
+
+def _checkable(annotation: Any) -> Any:
+    """``annotation`` if pydantic can check it, else ``Any`` (a type it does not know)."""
+    try:
+        pydantic.TypeAdapter(annotation)
+    except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError, TypeError):
+        return Any
+    return annotation
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class Signature:

@@ -35,7 +35,7 @@ from worker.tasks.mail import (
     send_reset_password_mail_task,
     send_reset_password_mail_task_when_account_not_exist,
 )
-from worker.tasks.mail_enterprise import send_inner_email_task
+from worker.tasks.mail_enterprise import send_enterprise_email_task, send_inner_email_task
 from worker.tasks.maintenance import recover_stuck_documents_task
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "send_change_mail_task",
     "send_deletion_success_task",
     "send_email_code_login_mail_task",
+    "send_enterprise_email_task",
     "send_inner_email_task",
     "send_invite_member_mail_task",
     "send_new_owner_transfer_notify_email_task",

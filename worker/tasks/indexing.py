@@ -104,9 +104,10 @@ def document_indexing_update_task(
     queueing_lock="dataset:{dataset_id}:retry",
 )
 def retry_document_indexing_task(
-    dataset_id: str, document_ids: list[str], user_id: str, *, uow: UnitOfWork
+    dataset_id: str, document_ids: list[str], user_id: str | None = None, *, uow: UnitOfWork
 ) -> dict[str, str | None]:
-    """Index failed documents again from their source; lock per dataset; restart-safe."""
+    """Index failed documents again from their source; lock per dataset; restart-safe.
+    ``user_id`` (Dify 1.14's) is optional: seed-era callers pass two arguments."""
     return indexing.index_documents(
         uow, _pipeline(), document_ids, restart=True, retrying=will_retry
     )

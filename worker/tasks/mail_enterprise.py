@@ -33,3 +33,8 @@ def send_inner_email_task(
         uow, current.mail, job_id=job.id, recipients=to, subject=subject, html=html,
         retrying=will_retry,
     )  # fmt: skip
+
+
+#: The seed era's name of the same task (``mail_enterprise_task.send_enterprise_email_task``, same
+#: arguments): ported code keeps calling it, ``manage.py defer`` accepts it.
+send_enterprise_email_task = send_inner_email_task
