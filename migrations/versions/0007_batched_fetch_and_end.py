@@ -71,16 +71,18 @@ WITH suspect AS (
     SELECT id, true AS alone FROM suspect
     UNION ALL
     SELECT id, false AS alone FROM ready
+), started AS (
+    UPDATE procrastinate_jobs AS j
+       SET status = 'doing',
+           worker_id = p_worker_id,
+           runs = j.runs + 1,
+           run_started_at = now(),
+           run_alone = taken.alone
+      FROM taken
+     WHERE j.id = taken.id
+    RETURNING j.*
 )
-UPDATE procrastinate_jobs AS j
-   SET status = 'doing',
-       worker_id = p_worker_id,
-       runs = j.runs + 1,
-       run_started_at = now(),
-       run_alone = taken.alone
-  FROM taken
- WHERE j.id = taken.id
-RETURNING j.*
+SELECT * FROM started ORDER BY priority DESC, id
 $$;
 """
 
