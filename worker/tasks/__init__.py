@@ -6,6 +6,14 @@ Every task is importable from here by its Dify name, so ported code changes only
 
 from __future__ import annotations
 
+from worker.tasks.annotation import (
+    add_annotation_to_index_task,
+    batch_import_annotations_task,
+    delete_annotation_index_task,
+    disable_annotation_reply_task,
+    enable_annotation_reply_task,
+    update_annotation_to_index_task,
+)
 from worker.tasks.index_ops import (
     add_document_to_index_task,
     deal_dataset_vector_index_task,
@@ -39,12 +47,17 @@ from worker.tasks.mail_enterprise import send_enterprise_email_task, send_inner_
 from worker.tasks.maintenance import recover_stuck_documents_task
 
 __all__ = [
+    "add_annotation_to_index_task",
     "add_document_to_index_task",
+    "batch_import_annotations_task",
     "deal_dataset_vector_index_task",
+    "delete_annotation_index_task",
+    "disable_annotation_reply_task",
     "document_indexing_sync_task",
     "document_indexing_task",
     "document_indexing_update_task",
     "duplicate_document_indexing_task",
+    "enable_annotation_reply_task",
     "normal_document_indexing_task",
     "priority_document_indexing_task",
     "recover_document_indexing_task",
@@ -65,4 +78,5 @@ __all__ = [
     "send_reset_password_mail_task",
     "send_reset_password_mail_task_when_account_not_exist",
     "sync_website_document_indexing_task",
+    "update_annotation_to_index_task",
 ]

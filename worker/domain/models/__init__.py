@@ -52,6 +52,7 @@ from worker.domain.models.enums import (
 )
 from worker.domain.models.index import EmbeddingVector, KeywordEntry
 from worker.domain.models.job import OutcomeStatus, TaskResult
+from worker.domain.models.job_status import JobKind, JobState, JobStatus
 from worker.domain.models.mail import DeliveryStatus, MailDelivery
 from worker.domain.models.upload import UploadFile
 
@@ -91,6 +92,9 @@ __all__ = [
     "IndexStructureType",
     "IndexTechniqueType",
     "IndexingStatus",
+    "JobKind",
+    "JobState",
+    "JobStatus",
     "KeywordEntry",
     "MailDelivery",
     "MessageAnnotation",

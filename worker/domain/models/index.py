@@ -42,6 +42,13 @@ class EmbeddingVector(Base):
     __table_args__ = (
         sa.UniqueConstraint("collection", "node_id"),
         sa.Index(None, "collection", "document_id"),
+        # An app's vectors in a shared annotation collection (enable, disable and delete act on
+        # them alone); queries spell the same expression, with the key as a literal.
+        sa.Index(
+            "ix_embedding_vectors_collection_app_id",
+            "collection",
+            sa.text("(metadata ->> 'app_id')"),
+        ),
         # The per-dimension indexes rely on it: a row's cast to vector(<d>) must never fail.
         sa.CheckConstraint("vector_dims(embedding) = dimension", name="dimension"),
     )
