@@ -38,11 +38,18 @@ def defer_batch(
     *,
     session: orm.Session | None = None,
 ) -> list[int]:
-    """Insert jobs of one task sharing ``options`` in one statement; return their ids in order."""
+    """Insert jobs of one task sharing ``options`` in one statement; return their ids in order.
+
+    With no transaction to join, the statement is its own transaction (autocommit): one round
+    trip, and a queueing-lock conflict cannot poison anything else.
+    """
+    if session is None:
+        session = db.current_session()
     if session is not None:
         return _insert(session, task, arguments, options)
-    with db.session_scope() as scoped:
-        return _insert(scoped, task, arguments, options)
+    with db.autocommit_connection() as connection:
+        deferrer = task.configure(connection=connection.connection.driver_connection, **options)
+        return list(deferrer.batch_defer(*[dict(a) for a in arguments]))
 
 
 def defer_signatures(
