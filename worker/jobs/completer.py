@@ -59,11 +59,16 @@ class Completer:
         self._arrived = asyncio.Event()
         self._written = asyncio.Event()
         self._writing = 0
+        self._batch: list[state.Ending] = []
 
     @property
     def pending(self) -> int:
         """Ends not written yet."""
         return len(self._pending) + self._writing
+
+    def job_ids(self) -> set[int]:
+        """Jobs whose end is queued or being written."""
+        return {ending.run.job_id for ending in (*self._pending, *self._batch)}
 
     def add(self, ending: state.Ending) -> None:
         """Queue ``ending`` for the next batch."""
@@ -101,6 +106,7 @@ class Completer:
         if not batch:
             return True
         self._writing = len(batch)
+        self._batch = batch
         try:
             rows = await self._query("end_runs", **state.end_parameters(batch))
         except (psycopg.OperationalError, OSError) as exc:
@@ -119,6 +125,7 @@ class Completer:
             return False
         finally:
             self._writing = 0
+            self._batch = []
         self._ok()
         fenced = {row["job_id"] for row in rows if row["status"] == state.FENCED}
         for ending in batch:

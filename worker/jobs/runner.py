@@ -52,6 +52,8 @@ POLL_INTERVAL = 5.0
 DEAF_POLL_INTERVAL = 1.0
 #: Longest pause between two attempts to reach the database.
 MAX_OUTAGE_PAUSE = 2.0
+#: Heartbeats after which a job this worker holds but does not run is put back.
+ORPHAN_AFTER_BEATS = 2
 #: Seconds between two log lines about the same outage.
 OUTAGE_LOG_INTERVAL = 10.0
 #: Seconds after which the listener checks that its connection still answers.
@@ -184,6 +186,8 @@ class Runner:
             await self.close()
 
     async def _open(self) -> None:
+        if self._side:
+            return  # opened already
         self._side = [
             asyncio.create_task(self._completer.run(), name="completer"),
             asyncio.create_task(self._heartbeats(), name="heartbeats"),
@@ -380,6 +384,28 @@ class Runner:
                 extra={"action": "worker_registered_again", "worker_id": self.worker_id},
             )  # fmt: skip
         self._db_ok()
+        await self._release_orphans()
+
+    async def _release_orphans(self) -> None:
+        """Put back jobs this worker holds in the database but does not run: a fetch whose
+        commit went through while its answer was lost (a connection cut at that instant)."""
+        assert self.worker_id is not None
+        known = {run.job_id for run in self._tasks.values()} | self._completer.job_ids()
+        held = await self._beat_link.query(
+            "held_jobs",
+            worker_id=self.worker_id,
+            older_than=ORPHAN_AFTER_BEATS * self.options.heartbeat_interval,
+        )
+        for row in held:
+            if row["id"] in known:
+                continue
+            await self._beat_link.query("release_run", job_id=row["id"], run=row["runs"])
+            logger.warning(
+                "job %s was taken by this worker but never reached it (its fetch's answer was "
+                "lost): put back in the queue",
+                row["id"],
+                extra={"action": "orphan_released", "job_id": row["id"]},
+            )
 
     async def _recover(self) -> None:
         loop = asyncio.get_running_loop()

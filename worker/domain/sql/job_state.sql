@@ -19,6 +19,12 @@ UPDATE procrastinate_jobs
  WHERE id = :job_id AND runs = :run AND status = 'doing'
 RETURNING id
 
+-- held_jobs --
+-- Jobs worker :worker_id runs, as the database says, taken more than :older_than seconds ago.
+SELECT id, runs FROM procrastinate_jobs
+ WHERE worker_id = :worker_id AND status = 'doing'
+   AND run_started_at < now() - make_interval(secs => :older_than)
+
 -- check_run --
 -- Whether job :job_id still belongs to run :run; the row is share-locked until the caller's
 -- transaction ends, so that the recovery sweep cannot take the job away before that commit.
