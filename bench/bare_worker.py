@@ -1,9 +1,14 @@
-"""A bare procrastinate worker on the ``bare`` queue: ``python -m bench.bare_worker URL C``."""
+"""A bare procrastinate worker on the ``bare`` queue: ``python -m bench.bare_worker URL C``.
+
+Logs at WARNING, like procrastinate's own command line without ``-v`` (at INFO it writes two lines
+per job); ``BENCH_LOG_LEVEL`` changes it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,5 +23,6 @@ async def main(conninfo: str, concurrency: int) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    level = os.environ.get("BENCH_LOG_LEVEL", "WARNING").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s")
     asyncio.run(main(sys.argv[1], int(sys.argv[2])))

@@ -1,0 +1,1 @@
+"""The other queues the throughput benchmark measures ours against: PgQueuer and Celery + Redis."""
