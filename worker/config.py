@@ -56,6 +56,27 @@ WORKER_EMBEDDING_BATCH_SIZE = 32
 WORKER_EMBEDDING_DIMENSION = 256
 #: Segments embedded and committed per step while indexing a document.
 WORKER_INDEXING_BATCH_SIZE = 64
+#: Seconds between two stuck-document sweeps of the scheduler (ticks at multiples of it).
+WORKER_SWEEP_INTERVAL = 300
+#: Seconds between two retention runs of the scheduler (ticks at multiples of it: hourly at :00).
+WORKER_RETENTION_INTERVAL = 3600
+#: Finished jobs (succeeded, cancelled, aborted) are deleted this many seconds after they ended.
+WORKER_RETAIN_SUCCEEDED = 86400.0
+#: Failed jobs are kept this long (seconds), so that operators can still ``jobs retry`` them.
+WORKER_RETAIN_FAILED = 7 * 86400.0
+#: Mail delivery records are kept this long (seconds).
+WORKER_RETAIN_MAIL_DELIVERIES = 30 * 86400.0
+#: Dify's plugin daemon.
+PLUGIN_DAEMON_URL = "http://localhost:5002"
+#: Dify's default key of the plugin daemon's API.
+PLUGIN_DAEMON_KEY = "plugin-api-key"
+#: Dify's marketplace.
+MARKETPLACE_API_URL = "https://marketplace.dify.ai"
+#: Largest plugin package downloaded from the marketplace, in bytes (Dify's 15 MiB).
+PLUGIN_MAX_PACKAGE_SIZE = 15 * 1024 * 1024
+
+#: Units of durations: ``90``, ``90s``, ``15m``, ``12h``, ``7d``.
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 _POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
 
@@ -158,6 +179,33 @@ class Settings(BaseModel):
     resend_api_url: str | None = Field(default=None, alias="RESEND_API_URL")
     sendgrid_api_key: SecretStr | None = Field(default=None, alias="SENDGRID_API_KEY")
 
+    scheduler: bool = Field(default=True, alias="WORKER_SCHEDULER")
+    sweep_interval: int = Field(
+        default=WORKER_SWEEP_INTERVAL, alias="WORKER_SWEEP_INTERVAL", ge=1, le=7 * 86400
+    )
+    retention_interval: int = Field(
+        default=WORKER_RETENTION_INTERVAL, alias="WORKER_RETENTION_INTERVAL", ge=1, le=7 * 86400
+    )
+    retain_succeeded: float = Field(
+        default=WORKER_RETAIN_SUCCEEDED, alias="WORKER_RETAIN_SUCCEEDED", gt=0
+    )
+    retain_failed: float = Field(default=WORKER_RETAIN_FAILED, alias="WORKER_RETAIN_FAILED", gt=0)
+    retain_mail_deliveries: float = Field(
+        default=WORKER_RETAIN_MAIL_DELIVERIES, alias="WORKER_RETAIN_MAIL_DELIVERIES", gt=0
+    )
+    plugin_daemon_url: str = Field(default=PLUGIN_DAEMON_URL, alias="PLUGIN_DAEMON_URL")
+    plugin_daemon_key: SecretStr = Field(
+        default=SecretStr(PLUGIN_DAEMON_KEY), alias="PLUGIN_DAEMON_KEY"
+    )
+    marketplace_api_url: str = Field(default=MARKETPLACE_API_URL, alias="MARKETPLACE_API_URL")
+    marketplace_enabled: bool = Field(default=True, alias="MARKETPLACE_ENABLED")
+    check_upgradable_plugins: bool = Field(
+        default=True, alias="ENABLE_CHECK_UPGRADABLE_PLUGIN_TASK"
+    )
+    plugin_max_package_size: int = Field(
+        default=PLUGIN_MAX_PACKAGE_SIZE, alias="PLUGIN_MAX_PACKAGE_SIZE", ge=1
+    )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Self:
         """Build the settings from an environment mapping (``os.environ`` in ``manage.py``).
@@ -259,6 +307,8 @@ class Settings(BaseModel):
         "embedding_base_url",
         "notion_api_base_url",
         "website_crawl_base_url",
+        "plugin_daemon_url",
+        "marketplace_api_url",
     )
     @classmethod
     def _check_http_url(cls, value: str | None) -> str | None:
@@ -268,6 +318,18 @@ class Settings(BaseModel):
         if parts.scheme not in {"http", "https"} or not parts.netloc:
             raise ValueError("expected an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator(
+        "sweep_interval",
+        "retention_interval",
+        "retain_succeeded",
+        "retain_failed",
+        "retain_mail_deliveries",
+        mode="before",
+    )
+    @classmethod
+    def _parse_duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
 
     @_model_validator(mode="after")
     def _check_combinations(self) -> Self:
@@ -348,6 +410,19 @@ def parse_concurrency(value: str) -> dict[str, int]:
             )
         parsed[name] = int(number)
     return parsed
+
+
+def parse_duration(value: str) -> float | str:
+    """Seconds in ``"90"``, ``"90s"``, ``"15m"``, ``"12h"`` or ``"7d"``; anything else is returned
+    as given, for the field's own validation to refuse."""
+    text = value.strip().lower()
+    factor = _DURATION_UNITS.get(text[-1:], 0)
+    number = text[:-1] if factor else text
+    try:
+        seconds = float(number) * (factor or 1)
+    except ValueError:
+        return value
+    return int(seconds) if seconds.is_integer() else seconds
 
 
 def _describe(model: type[BaseModel], exc: ValidationError) -> str:

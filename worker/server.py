@@ -6,7 +6,8 @@ the loops, the listener, the heartbeat (which goes on while the process drains, 
 jobs never look stalled) and the recovery sweep.
 
 SIGTERM/SIGINT stop fetching and let running jobs finish within ``shutdown_timeout``; then the
-process exits 0.
+process exits 0. The periodic scheduler (``worker.maintenance.scheduler``) runs beside the fetch
+loops and stops first, so that another process leads while this one drains.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from worker import queues, runtime
 from worker.app import app
 from worker.config import Settings
 from worker.jobs.runner import Runner, RunnerOptions
+from worker.maintenance import schedule
+from worker.maintenance.scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +83,12 @@ class WorkerPlan:
         return sum(self.concurrency.values())
 
 
+def _scheduler(database_url: str, settings: Settings) -> Scheduler | None:
+    """The periodic scheduler of this process, unless ``WORKER_SCHEDULER``/``--no-scheduler``
+    turn it off (``worker.maintenance.scheduler``)."""
+    return Scheduler(database_url, schedule.table(settings)) if settings.scheduler else None
+
+
 def _default(name: str) -> int:
     return queues.DEFAULT_CONCURRENCY[name]
 
@@ -100,24 +109,29 @@ async def serve(database_url: str, plan: WorkerPlan, settings: Settings) -> None
     app.import_paths = [*app.import_paths, *plan.import_paths]
     try:
         app.perform_import_paths()  # type: ignore[no-untyped-call]
-        await _run(Runner(database_url, plan.runner_options(), executor), plan)
+        scheduler = _scheduler(database_url, settings)
+        await _run(Runner(database_url, plan.runner_options(), executor), plan, scheduler)
     finally:
         runtime.teardown()
 
 
-async def _run(runner: Runner, plan: WorkerPlan) -> None:
+async def _run(runner: Runner, plan: WorkerPlan, scheduler: Scheduler | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runner.stop)
     try:
-        await _run_until_stopped(runner, plan)
+        await _run_until_stopped(runner, plan, scheduler)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
 
-async def _run_until_stopped(runner: Runner, plan: WorkerPlan) -> None:
+async def _run_until_stopped(
+    runner: Runner, plan: WorkerPlan, scheduler: Scheduler | None = None
+) -> None:
     serving = asyncio.create_task(runner.run(), name="runner")
+    if scheduler is not None:
+        scheduler.start()
     logger.info(
         "worker started on %s",
         ", ".join(f"{name}={n}" for name, n in plan.concurrency.items()),
@@ -134,6 +148,8 @@ async def _run_until_stopped(runner: Runner, plan: WorkerPlan) -> None:
         runner.stop()
         raise WorkerStopped(f"the worker's fetch loops failed: {exc}") from exc
     finally:
+        if scheduler is not None:
+            await scheduler.stop()  # leadership released before the drain: a standby fires
         logger.info("draining running jobs", extra={"action": "worker_drain"})
         if not await runner.drain(plan.shutdown_timeout + SHUTDOWN_GRACE):
             _abandon_running_jobs(runner.running, exit_code=1 if failed else 0)

@@ -13,7 +13,7 @@ from typing import NoReturn
 import psycopg
 import sqlalchemy as sa
 
-from worker.cli import admin, documents, errors, jobs, logs, run, tasks
+from worker.cli import admin, documents, errors, jobs, logs, run, schedule, tasks
 from worker.config import ConfigError, Settings
 from worker.embedded import EmbeddedPostgresError
 
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_commands(commands)
     jobs.add_commands(commands)
     documents.add_commands(commands)
+    schedule.add_commands(commands)
     tasks.add_commands(commands)
     return parser
 

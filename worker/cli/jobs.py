@@ -14,6 +14,7 @@ from sqlalchemy import orm
 
 from worker import db, queues, runtime
 from worker.app import app
+from worker.cli import schedule
 from worker.cli.errors import CommandError, reaching
 from worker.config import Settings
 from worker.jobs import admin
@@ -53,7 +54,7 @@ def add_commands(commands: Any) -> None:
     )
     defer.set_defaults(handler=cmd_defer)
 
-    jobs = commands.add_parser("jobs", help="list, show, retry or cancel jobs")
+    jobs = commands.add_parser("jobs", help="list, show, retry, cancel or prune jobs")
     actions = jobs.add_subparsers(dest="jobs_action", metavar="ACTION")
     actions.required = True
     listing = actions.add_parser("list", help="jobs, newest first")
@@ -75,6 +76,7 @@ def add_commands(commands: Any) -> None:
         action = actions.add_parser(name, help=text)
         action.add_argument("job_id", type=_job_id, metavar="ID")
         action.set_defaults(handler=handler)
+    schedule.add_prune_command(actions)
 
     stats = commands.add_parser(
         "queues", help="per queue: jobs by status and age of the oldest waiting job"

@@ -33,10 +33,17 @@ def add_commands(commands: Any) -> None:
         metavar="QUEUE=N[,QUEUE=N]",
         help="override queue concurrency (default from WORKER_CONCURRENCY, then built-in)",
     )
+    worker.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="do not run the periodic scheduler in this process (default from WORKER_SCHEDULER)",
+    )
     worker.set_defaults(handler=cmd_worker)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    if args.no_scheduler:
+        settings = settings.model_copy(update={"scheduler": False})
     overrides = dict(settings.concurrency)
     for item in args.concurrency:
         overrides.update(item)

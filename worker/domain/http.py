@@ -10,7 +10,8 @@ HTTP status and the reply's own error text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -66,6 +67,8 @@ def send(
     headers: Mapping[str, str] | None = None,
     params: Mapping[str, str | int] | None = None,
     json: Any = None,
+    data: Mapping[str, str] | None = None,
+    files: Mapping[str, tuple[str, bytes, str]] | None = None,
     timeout: float | None = None,
     follow_redirects: bool = False,
 ) -> httpx.Response:
@@ -75,6 +78,9 @@ def send(
     ----------
     what:
         What the request is for, named in error messages (``"Notion page <id>"``).
+    data, files:
+        Form fields and files (``{field: (filename, content, content type)}``): a multipart
+        body.
     timeout:
         Seconds to wait for this request; ``None`` keeps the client's timeout.
 
@@ -85,25 +91,70 @@ def send(
     PermanentError
         Invalid URL, unsupported scheme, too many redirects; any other non-2xx reply.
     """
-    try:
+    with _mapped(what):
         response = client.request(
             method,
             url,
             headers=headers,
             params=params,
             json=json,
+            data=data,
+            files=files,
             timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             follow_redirects=follow_redirects,
         )
+    if not response.is_success:
+        raise _status_error(response, what)
+    return response
+
+
+def download(
+    client: httpx.Client,
+    url: str,
+    *,
+    what: str,
+    max_bytes: int,
+    headers: Mapping[str, str] | None = None,
+    params: Mapping[str, str | int] | None = None,
+) -> bytes:
+    """GET ``url`` (following redirects) and return its body, read up to ``max_bytes``.
+
+    Raises
+    ------
+    TransientError, PermanentError
+        As :func:`send`; and ``PermanentError`` for a body larger than ``max_bytes``.
+    """
+    with (
+        _mapped(what),
+        client.stream(
+            "GET", url, headers=headers, params=params, follow_redirects=True
+        ) as response,
+    ):
+        if not response.is_success:
+            response.read()
+            raise _status_error(response, what)
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise PermanentError(f"{what} is {declared} bytes, more than the {max_bytes} allowed")
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > max_bytes:
+                raise PermanentError(f"{what} is more than the {max_bytes} bytes allowed")
+        return bytes(body)
+
+
+@contextlib.contextmanager
+def _mapped(what: str) -> Iterator[None]:
+    """Transport failures of a request as domain errors."""
+    try:
+        yield
     except _PERMANENT_FAILURES as exc:
         raise PermanentError(_detailed(f"cannot fetch {what}", exc)) from exc
     except httpx.TimeoutException as exc:
         raise TransientError(_detailed(f"timed out waiting for {what}", exc)) from exc
     except httpx.RequestError as exc:
         raise TransientError(_detailed(f"cannot reach {what}", exc)) from exc
-    if not response.is_success:
-        raise _status_error(response, what)
-    return response
 
 
 def json_object(response: httpx.Response, what: str) -> dict[str, Any]:

@@ -268,7 +268,7 @@ def prunable_jobs(
 
 def delete_jobs(connection: sa.Connection | Any, jobs: list[tuple[int, int]]) -> list[int]:
     """Delete the ``(job id, runs)`` read by :func:`prunable_jobs` that were not run again and
-    are still finished; return the ids deleted. Their outcomes stay (see :func:`delete_outcomes`)."""
+    are still finished; return the ids deleted. Their outcomes stay (:func:`delete_outcomes`)."""
     rows = connection.execute(
         sa.text(sql.queries()["retention_delete_jobs"]),
         {"ids": [job_id for job_id, _ in jobs], "runs": [runs for _, runs in jobs]},

@@ -45,11 +45,17 @@ from worker.tasks.mail import (
 )
 from worker.tasks.mail_enterprise import send_enterprise_email_task, send_inner_email_task
 from worker.tasks.maintenance import recover_stuck_documents_task
+from worker.tasks.plugins import (
+    check_upgradable_plugin_task,
+    process_tenant_plugin_autoupgrade_check_task,
+)
+from worker.tasks.retention import prune_finished_jobs_task
 
 __all__ = [
     "add_annotation_to_index_task",
     "add_document_to_index_task",
     "batch_import_annotations_task",
+    "check_upgradable_plugin_task",
     "deal_dataset_vector_index_task",
     "delete_annotation_index_task",
     "disable_annotation_reply_task",
@@ -60,6 +66,8 @@ __all__ = [
     "enable_annotation_reply_task",
     "normal_document_indexing_task",
     "priority_document_indexing_task",
+    "process_tenant_plugin_autoupgrade_check_task",
+    "prune_finished_jobs_task",
     "recover_document_indexing_task",
     "recover_stuck_documents_task",
     "remove_document_from_index_task",

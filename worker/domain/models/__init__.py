@@ -54,6 +54,7 @@ from worker.domain.models.index import EmbeddingVector, KeywordEntry
 from worker.domain.models.job import OutcomeStatus, TaskResult
 from worker.domain.models.job_status import JobKind, JobState, JobStatus
 from worker.domain.models.mail import DeliveryStatus, MailDelivery
+from worker.domain.models.scheduler import SchedulerTick, TickOutcome
 from worker.domain.models.upload import UploadFile
 
 __all__ = [
@@ -100,6 +101,7 @@ __all__ = [
     "MessageAnnotation",
     "OutcomeStatus",
     "ProcessRuleMode",
+    "SchedulerTick",
     "SegmentStatus",
     "SegmentType",
     "TaskResult",
@@ -108,5 +110,6 @@ __all__ = [
     "TenantAccountRole",
     "TenantPluginAutoUpgradeStrategy",
     "TenantStatus",
+    "TickOutcome",
     "UploadFile",
 ]

@@ -111,5 +111,8 @@ class TenantPluginAutoUpgradeStrategy(Base):
     include_plugins: Mapped[list[str]] = mapped_column(server_default=sa.text("'[]'::jsonb"))
     #: Second of the UTC day at which the workspace is due for its daily check.
     upgrade_time_of_day: Mapped[int] = mapped_column(index=True, server_default=sa.text("0"))
+    #: When ``check_upgradable_plugin_task`` last deferred the workspace's check (ours, not
+    #: Dify's): the workspace is due again once its time of day has passed since then.
+    last_checked_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()

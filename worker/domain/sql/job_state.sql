@@ -158,3 +158,55 @@ RETURNING id
 UPDATE procrastinate_jobs SET abort_requested = true
  WHERE id = :id AND status = 'doing'
 RETURNING id
+
+-- ==== retention: deleting finished jobs and their outcomes (worker.maintenance.retention) ====
+
+-- retention_prunable_jobs --
+-- Retention: up to :limit finished jobs with ids above :after, by id, whose end is older than
+-- their status's cutoff (:failed_before for failed jobs, :finished_before for succeeded,
+-- cancelled and aborted ones), with their run counter (the fence of their delete). A finished
+-- job with no end event left ended before a prune deleted its events. Never a todo or doing job.
+SELECT j.id, j.runs
+  FROM procrastinate_jobs AS j
+ WHERE j.id > :after
+   AND j.status IN ('succeeded', 'failed', 'cancelled', 'aborted')
+   AND NOT EXISTS (
+       SELECT 1
+         FROM procrastinate_events AS e
+        WHERE e.job_id = j.id
+          AND e.type IN ('succeeded', 'failed', 'cancelled', 'aborted')
+          AND e.at >= CASE WHEN j.status = 'failed' THEN CAST(:failed_before AS timestamptz)
+                           ELSE CAST(:finished_before AS timestamptz) END
+   )
+ ORDER BY j.id
+ LIMIT :limit
+
+-- retention_delete_jobs --
+-- Retention: delete the jobs :ids whose run counter is still :runs (as read by
+-- retention_prunable_jobs; a job retried and run since is not deleted) and that are still
+-- finished. Events left go by cascade; outcomes stay until retention_delete_outcomes.
+DELETE FROM procrastinate_jobs AS j
+ USING unnest(CAST(:ids AS bigint[]), CAST(:runs AS integer[])) AS t(id, runs)
+ WHERE j.id = t.id AND j.runs = t.runs
+   AND j.status IN ('succeeded', 'failed', 'cancelled', 'aborted')
+RETURNING j.id
+
+-- retention_orphan_outcomes --
+-- Retention: up to :limit outcomes with job ids above :after, by job id, whose job is gone and
+-- which finished before their status's cutoff (left by an interrupted prune, or by jobs deleted
+-- some other way).
+SELECT r.job_id
+  FROM task_results AS r
+ WHERE r.job_id > :after
+   AND r.finished_at < CASE WHEN r.status = 'SUCCESS' THEN CAST(:finished_before AS timestamptz)
+                            ELSE CAST(:failed_before AS timestamptz) END
+   AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs AS j WHERE j.id = r.job_id)
+ ORDER BY r.job_id
+ LIMIT :limit
+
+-- retention_delete_outcomes --
+-- Retention: delete the outcomes of the jobs :ids that are gone: never an outcome before its job.
+DELETE FROM task_results AS r
+ WHERE r.job_id = ANY(CAST(:ids AS bigint[]))
+   AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs AS j WHERE j.id = r.job_id)
+RETURNING r.job_id
