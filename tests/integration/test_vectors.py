@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import struct
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -16,7 +17,13 @@ from sqlalchemy import orm
 from werkzeug import Request, Response
 
 from tests import factories
-from worker.domain.embedding import CachedEmbedder, LocalEmbedder, OpenAIEmbedder, text_hash
+from worker.domain.embedding import (
+    CachedEmbedder,
+    LocalEmbedder,
+    OpenAIEmbedder,
+    apportion,
+    text_hash,
+)
 from worker.domain.errors import PermanentError
 from worker.domain.keywords import KeywordIndex
 from worker.domain.models import DocumentSegment, Embedding, EmbeddingVector
@@ -304,7 +311,9 @@ def test_cached_embedder_asks_only_for_texts_it_has_not_seen(
     other_worker.close()
 
     assert requests == [["alpha", "beta"], ["gamma"]]
-    assert (first.tokens, second.tokens, third.tokens) == (14, 7, 0)
+    # a request's 14 tokens split over its two texts; cached texts count their share again
+    assert first.text_tokens == [7, 7, 7] and second.text_tokens == [7, 7, 7]
+    assert (first.tokens, second.tokens, third.tokens, from_cache_only.tokens) == (21, 21, 21, 7)
     assert first.vectors[0] == first.vectors[2] == second.vectors[1] == third.vectors[2]
     assert first.vectors[0] == pytest.approx([5.0, 0.1, -2.0], rel=1e-6)
     assert (cached.provider, cached.model, cached.dimension) == ("openai", "small", 3)
@@ -354,6 +363,42 @@ def test_cache_holds_no_transaction_while_embedding_and_tolerates_a_concurrent_w
     with factory() as session:
         count = session.execute(sa.select(sa.func.count()).select_from(Embedding)).scalar_one()
         assert count == 2
+
+
+def test_a_text_cached_before_tokens_were_recorded_learns_them_and_keeps_its_vector(
+    engine: sa.Engine,
+) -> None:
+    factory = orm.sessionmaker(engine)
+    local = LocalEmbedder(8)
+    legacy = [9.0] * 8  # not what the embedder would return: it must stay the text's vector
+    with factory.begin() as session:
+        session.add(
+            Embedding(
+                model_name=local.model,
+                provider_name=local.provider,
+                hash=text_hash("one two three"),
+                embedding=struct.pack("<8f", *legacy),
+            )
+        )
+
+    first = CachedEmbedder(local, factory.begin).embed(["one two three", "four"])
+    again = CachedEmbedder(local, factory.begin).embed(["four", "one two three"])
+
+    assert first.vectors[0] == legacy and again.vectors[1] == legacy
+    assert first.text_tokens == [3, 1] and again.text_tokens == [1, 3]
+    with factory() as session:
+        tokens = dict(session.execute(sa.select(Embedding.hash, Embedding.tokens)).all())
+    assert tokens == {text_hash("one two three"): 3, text_hash("four"): 1}
+
+
+def test_apportioned_tokens_add_up_to_the_requests_total() -> None:
+    texts = ["a short one", "a much longer text of several words, with punctuation!", "x"]
+
+    parts = apportion(100, texts)
+
+    assert sum(parts) == 100
+    assert parts[1] > parts[0] > parts[2] >= 0
+    assert apportion(0, texts) == [0, 0, 0] and apportion(5, []) == []
 
 
 # -- keyword index -----------------------------------------------------------------------------
@@ -491,3 +536,35 @@ def test_hnsw_search_of_a_small_collection_in_a_big_table_still_fills_top_k(
     assert len(hits) == 5
     assert all(hit.node_id.startswith("s") for hit in hits)
     assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+
+
+def test_search_returns_exactly_top_k_when_the_index_scan_comes_back_short(
+    session: orm.Session, store: PgVectorStore
+) -> None:
+    rng = random.Random(9)
+    document = str(uuid.uuid4())
+    for _ in range(3):  # re-indexing leaves dead tuples in the HNSW graph
+        nodes = [
+            item(f"n{i}", random_vector(rng), document_id=document if i < 5 else None)
+            for i in range(134)
+        ]
+        store.upsert(session, COLLECTION, nodes)
+    store.upsert(session, "big", [item(f"b{i}", random_vector(rng)) for i in range(500)])
+    session.execute(sa.text("ANALYZE embedding_vectors"))
+    session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+    session.execute(sa.text("SET LOCAL enable_sort = off"))
+    query = random_vector(rng)
+
+    full = store.search(session, COLLECTION, query, top_k=134, score_threshold=-1.0)
+    # the index scan now gives up at once: the search must still find them, by an exact scan
+    session.execute(sa.text("SET LOCAL hnsw.max_scan_tuples = 1"))
+    starved = store.search(
+        session, COLLECTION, query, top_k=5, score_threshold=-1.0, document_ids=[document]
+    )
+
+    assert len(full) == 134 and {hit.node_id for hit in full} == {f"n{i}" for i in range(134)}
+    assert [hit.score for hit in full] == sorted((hit.score for hit in full), reverse=True)
+    similarity = {
+        n.node_id: sum(a * b for a, b in zip(n.embedding, query, strict=True)) for n in nodes[:5]
+    }
+    assert [hit.node_id for hit in starved] == sorted(similarity, key=lambda n: -similarity[n])

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 from sqlalchemy.dialects.postgresql import insert
 
-from worker.domain import errors, keywords
+from worker.domain import chunking, errors, keywords
 from worker.domain.http import HTTPAdapter, json_object, send
 from worker.domain.models import Embedding
 from worker.domain.ports import Embedder, EmbeddingBatch
@@ -78,12 +78,12 @@ class LocalEmbedder:
     def embed(self, texts: Sequence[str]) -> EmbeddingBatch:
         """Embed ``texts``; never fails."""
         vectors: list[list[float]] = []
-        tokens = 0
+        counts: list[int] = []
         for text in texts:
             features, words = _features(text)
             vectors.append(self._vector(features))
-            tokens += words
-        return EmbeddingBatch(vectors=vectors, tokens=tokens)
+            counts.append(words)
+        return EmbeddingBatch(vectors=vectors, tokens=sum(counts), text_tokens=counts)
 
     def _vector(self, features: dict[str, float]) -> list[float]:
         vector = [0.0] * self._dimension
@@ -268,10 +268,12 @@ SessionFactory = Callable[[], AbstractContextManager[orm.Session]]
 class CachedEmbedder:
     """An embedder behind the ``embeddings`` table: each text is embedded once per model.
 
-    Rows are keyed by (model, SHA-256 of the text, provider); vectors are stored as
-    little-endian float32. Lookups and writes run in short transactions of their own, never
-    open during the inner embedder's HTTP call. Vectors are returned as float32 values whether
-    they came from the cache or not, so a text always gets the same vector.
+    Rows are keyed by (model, SHA-256 of the text, provider) and hold the vector (little-endian
+    float32) and the text's tokens. Lookups and writes run in short transactions of their own,
+    never open during the inner embedder's HTTP call. Vectors are returned as float32 values
+    whether they came from the cache or not, so a text always gets the same vector; and tokens
+    count every text, cached or not, so a document indexed again (or the same text in another
+    dataset) counts the same tokens as the first time.
     """
 
     def __init__(self, inner: Embedder, session_factory: SessionFactory) -> None:
@@ -301,62 +303,99 @@ class CachedEmbedder:
     def embed(self, texts: Sequence[str]) -> EmbeddingBatch:
         """Embed ``texts``, asking the inner embedder (in one batch) only for uncached ones.
 
-        ``tokens`` counts only what the inner embedder was asked for. Raises what the inner
-        embedder raises.
+        ``tokens`` counts every text (a text given twice, twice), from the cache for cached
+        ones. A cached row of an earlier version without a token count is embedded again once,
+        to learn it (its vector stays). Raises what the inner embedder raises.
         """
         hashes = [text_hash(text) for text in texts]
         found = self._load(set(hashes)) if hashes else {}
         missing = {
-            digest: text for digest, text in zip(hashes, texts, strict=True) if digest not in found
+            digest: text
+            for digest, text in zip(hashes, texts, strict=True)
+            if digest not in found or found[digest][1] is None
         }
-        tokens = 0
         if missing:
-            batch = self.inner.embed(list(missing.values()))
-            if len(batch.vectors) != len(missing):
-                raise errors.PermanentError(
-                    f"{self.model!r} returned {len(batch.vectors)} vectors for {len(missing)} texts"
-                )
-            fresh = {digest: _pack(v) for digest, v in zip(missing, batch.vectors, strict=True)}
-            self._store(fresh)
-            found.update((digest, _unpack(blob)) for digest, blob in fresh.items())
-            tokens = batch.tokens
-        return EmbeddingBatch(vectors=[list(found[digest]) for digest in hashes], tokens=tokens)
+            found.update(self._embed_missing(missing, found))
+        vectors = [list(found[digest][0]) for digest in hashes]
+        counts = [found[digest][1] or 0 for digest in hashes]
+        return EmbeddingBatch(vectors=vectors, tokens=sum(counts), text_tokens=counts)
 
-    def _load(self, hashes: set[str]) -> dict[str, list[float]]:
-        query = sa.select(Embedding.hash, Embedding.embedding).where(
+    def _embed_missing(
+        self, missing: dict[str, str], found: dict[str, tuple[list[float], int | None]]
+    ) -> dict[str, tuple[list[float], int | None]]:
+        """Embed ``missing`` texts (by hash), store them, and return their vectors and tokens."""
+        batch = self.inner.embed(list(missing.values()))
+        if len(batch.vectors) != len(missing):
+            raise errors.PermanentError(
+                f"{self.model!r} returned {len(batch.vectors)} vectors for {len(missing)} texts"
+            )
+        counts = batch.text_tokens or apportion(batch.tokens, list(missing.values()))
+        learnt: dict[str, tuple[list[float], int | None]] = {}
+        blobs: dict[str, tuple[bytes, int]] = {}
+        for digest, vector, count in zip(missing, batch.vectors, counts, strict=True):
+            # a row cached without tokens keeps its vector (a text always gets the same one)
+            blob = _pack(found[digest][0] if digest in found else vector)
+            blobs[digest] = (blob, count)
+            learnt[digest] = (_unpack(blob), count)
+        self._store(blobs)
+        return learnt
+
+    def _load(self, hashes: set[str]) -> dict[str, tuple[list[float], int | None]]:
+        query = sa.select(Embedding.hash, Embedding.embedding, Embedding.tokens).where(
             Embedding.model_name == self.model,
             Embedding.provider_name == self.provider,
             Embedding.hash.in_(sorted(hashes)),
         )
         with self._session_factory() as session:
             rows = session.execute(query).all()
-        found: dict[str, list[float]] = {}
-        for digest, blob in rows:
+        found: dict[str, tuple[list[float], int | None]] = {}
+        for digest, blob, tokens in rows:
             if not blob or len(blob) % 4:
                 logger.warning(
                     "ignoring a cached embedding that is not float32",
                     extra={"action": "embedding_cache_unreadable", "hash": digest},
                 )
                 continue
-            found[digest] = _unpack(blob)
-            self._cached_dimension = len(found[digest])
+            found[digest] = (_unpack(blob), tokens)
+            self._cached_dimension = len(found[digest][0])
         return found
 
-    def _store(self, blobs: dict[str, bytes]) -> None:
+    def _store(self, blobs: dict[str, tuple[bytes, int]]) -> None:
+        """Insert rows; a row that exists (cached without tokens, or inserted meanwhile by
+        another process) keeps its vector and gets its tokens if it had none."""
         rows = [
             {
                 "model_name": self.model,
                 "provider_name": self.provider,
                 "hash": digest,
                 "embedding": blob,
+                "tokens": tokens,
             }
-            for digest, blob in blobs.items()
+            for digest, (blob, tokens) in blobs.items()
         ]
-        statement = insert(Embedding).on_conflict_do_nothing(
-            index_elements=["model_name", "hash", "provider_name"]
+        excluded = insert(Embedding).excluded
+        statement = insert(Embedding).on_conflict_do_update(
+            index_elements=["model_name", "hash", "provider_name"],
+            set_={"tokens": sa.func.coalesce(Embedding.tokens, excluded.tokens)},
         )
         with self._session_factory() as session:
             session.execute(statement, rows)
+
+
+def apportion(total: int, texts: Sequence[str]) -> list[int]:
+    """Split a request's token ``total`` over its ``texts`` in proportion to their estimated
+    tokens (:func:`worker.domain.chunking.count_tokens`), by largest remainder: the parts add up
+    to ``total`` exactly, so a document counts what its requests cost."""
+    if not texts:
+        return []
+    weights = [max(chunking.count_tokens(text), 1) for text in texts]
+    whole = sum(weights)
+    shares = [total * weight / whole for weight in weights]
+    parts = [math.floor(share) for share in shares]
+    by_remainder = sorted(range(len(texts)), key=lambda i: shares[i] - parts[i], reverse=True)
+    for index in by_remainder[: total - sum(parts)]:
+        parts[index] += 1
+    return parts
 
 
 def _pack(vector: Sequence[float]) -> bytes:

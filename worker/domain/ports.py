@@ -33,10 +33,14 @@ class Storage(Protocol):
 
 @dataclass(frozen=True, kw_only=True)
 class EmbeddingBatch:
-    """Vectors for a batch of texts, in the order of the texts, and the tokens it cost."""
+    """Vectors for a batch of texts, in the order of the texts, and their tokens."""
 
     vectors: list[list[float]]
+    #: Tokens of the texts (the embedding cache counts cached texts too).
     tokens: int
+    #: Tokens of each text, in the order of the texts, when the embedder knows them (an API
+    #: reports one total per request).
+    text_tokens: list[int] | None = None
 
 
 class Embedder(Protocol):

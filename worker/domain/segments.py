@@ -160,14 +160,20 @@ def write_index(
     batch: Sequence[DocumentSegment],
     vectors: Sequence[VectorItem],
 ) -> None:
-    """Upsert ``batch``'s vectors (high quality) or keywords (economy)."""
-    if source.technique is IndexTechniqueType.ECONOMY:
-        p.keywords.upsert(
-            session,
-            str(source.dataset_id),
-            [(str(s.index_node_id), str(source.document_id), s.content, None) for s in batch],
-        )
-    elif vectors:
+    """Upsert ``batch``'s full-text entries (with extracted keywords for economy datasets)
+    and, for high-quality datasets, its vectors: full-text and hybrid searches of a
+    high-quality dataset read the same ``keyword_index`` as an economy dataset's keyword search.
+    """
+    economy = source.technique is IndexTechniqueType.ECONOMY
+    p.keywords.upsert(
+        session,
+        str(source.dataset_id),
+        [
+            (str(s.index_node_id), str(source.document_id), s.content, None if economy else ())
+            for s in batch
+        ],
+    )
+    if not economy and vectors:
         p.vectors.upsert(session, p.vectors.collection_name(str(source.dataset_id)), vectors)
 
 

@@ -31,6 +31,12 @@ logger = logging.getLogger(__name__)
 
 #: Largest dimension pgvector's ``vector`` type accepts.
 MAX_DIMENSION = 16000
+#: Most hits one search returns.
+MAX_TOP_K = 10000
+#: pgvector's default length of the HNSW candidate list; a search asks for at least ``top_k``.
+HNSW_EF_SEARCH = 40
+#: Longest HNSW candidate list pgvector accepts.
+HNSW_MAX_EF_SEARCH = 1000
 #: Prefix of Dify's dataset collection names.
 COLLECTION_PREFIX = "Vector_index"
 
@@ -201,30 +207,34 @@ class PgVectorStore:
         score_threshold: float = 0.0,
         document_ids: Sequence[str] | None = None,
     ) -> list[SearchHit]:
-        """The ``top_k`` nodes most similar to ``embedding``, best first.
+        """The ``top_k`` nodes most similar to ``embedding``, best first (ties by node id).
 
         Only nodes of the query's dimension are compared. The score is the cosine similarity
         (``1 -`` cosine distance); hits below ``score_threshold`` are dropped after the
-        ``top_k`` nearest are found, as Dify does. Sets ``hnsw.iterative_scan`` for the rest of
-        the transaction so that the collection filter cannot starve the index scan.
+        ``top_k`` nearest are found, as Dify does. The HNSW index is scanned iteratively in
+        relaxed order (settings for the rest of the transaction) and the rows re-sorted; when
+        it still returns fewer than ``top_k`` rows (dead tuples, a small collection in a big
+        table) the collection is searched exactly: ``top_k`` hits whenever it has that many
+        nodes.
 
         Parameters
         ----------
+        top_k:
+            Hits wanted, at most :data:`MAX_TOP_K`.
         document_ids:
             Only nodes of these documents.
 
         Raises
         ------
         PermanentError
-            The dimension is out of range or the vector has NaN.
+            The dimension is out of range, the vector has NaN or ``top_k`` is too large.
         """
         dimension = len(embedding)
         _check_dimension(dimension)
+        if top_k > MAX_TOP_K:
+            raise errors.PermanentError(f"top_k {top_k} is over {MAX_TOP_K}")
         if top_k <= 0 or (document_ids is not None and not document_ids):
             return []
-        queries = sql.queries()
-        if dimension <= HNSW_MAX_DIMENSION:
-            session.execute(sa.text(queries["vector_iterative_scan"]))
         params = {
             "collection": collection,
             "embedding": vector_literal(embedding),
@@ -233,7 +243,18 @@ class PgVectorStore:
             else [str(_document_uuid(d)) for d in document_ids],
             "top_k": top_k,
         }
-        rows = session.execute(sa.text(_with_dimension("vector_search", dimension)), params)
+        rows: Sequence[sa.Row[Any]] = ()
+        if dimension <= HNSW_MAX_DIMENSION:
+            ef_search = min(max(top_k, HNSW_EF_SEARCH), HNSW_MAX_EF_SEARCH)
+            session.execute(
+                sa.text(sql.queries()["vector_scan_settings"]), {"ef_search": ef_search}
+            )
+            rows = session.execute(
+                sa.text(_with_dimension("vector_search", dimension)), params
+            ).all()
+        if len(rows) < top_k:
+            exact = sa.text(_with_dimension("vector_search_exact", dimension))
+            rows = session.execute(exact, params).all()
         hits = [
             SearchHit(
                 node_id=row.node_id,

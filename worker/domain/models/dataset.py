@@ -211,3 +211,6 @@ class Embedding(Base):
     embedding: Mapped[bytes] = mapped_column(sa.LargeBinary)
     created_at: Mapped[datetime] = created_at()
     provider_name: Mapped[str] = mapped_column(sa.String(255), server_default=sa.text("''"))
+    #: Tokens of the text, so that a text read from the cache counts what it cost (``NULL`` on
+    #: rows cached before it was recorded: learnt at their next use).
+    tokens: Mapped[int | None] = mapped_column()

@@ -27,23 +27,50 @@ CREATE INDEX IF NOT EXISTS ix_embedding_vectors_hnsw_{dimension} ON embedding_ve
  USING hnsw ((CAST(embedding AS vector({dimension}))) vector_cosine_ops)
  WHERE dimension = {dimension}
 
--- vector_iterative_scan --
--- Keep scanning the HNSW index until enough rows pass the collection filter (pgvector >= 0.8),
--- in exact distance order, for the rest of the transaction.
-SET LOCAL hnsw.iterative_scan = strict_order
+-- vector_scan_settings --
+-- For the rest of the transaction: keep scanning the HNSW index until enough rows pass the
+-- collection filter (pgvector >= 0.8), in relaxed order (strict order stops early and returns
+-- fewer rows than asked when the graph holds dead or filtered-out tuples; the search re-sorts),
+-- with a candidate list as long as the rows asked for (ef_search, 40 to 1000).
+SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
+       set_config('hnsw.ef_search', CAST(:ef_search AS text), true)
 
 -- vector_search --
--- The collection's nodes nearest to :embedding by cosine distance. {dimension} is replaced by the
--- integer so that the expression and the predicate match that dimension's partial HNSW index.
-SELECT node_id,
-       content,
-       CAST(document_id AS text) AS document_id,
-       metadata,
-       CAST(embedding AS vector({dimension})) <=> CAST(:embedding AS vector({dimension}))
-           AS distance
-  FROM embedding_vectors
- WHERE dimension = {dimension}
-   AND collection = :collection
-   AND (CAST(:document_ids AS uuid[]) IS NULL OR document_id = ANY(CAST(:document_ids AS uuid[])))
- ORDER BY distance
+-- The collection's nodes nearest to :embedding by cosine distance, through the HNSW index of
+-- the dimension ({dimension} is replaced by the integer so that the expression and the predicate
+-- match that index), re-sorted exactly (a relaxed scan may return them slightly out of order;
+-- "+ 0" keeps the planner from reusing the index order).
+WITH nearest AS MATERIALIZED (
+    SELECT node_id,
+           content,
+           CAST(document_id AS text) AS document_id,
+           metadata,
+           CAST(embedding AS vector({dimension})) <=> CAST(:embedding AS vector({dimension}))
+               AS distance
+      FROM embedding_vectors
+     WHERE dimension = {dimension}
+       AND collection = :collection
+       AND (CAST(:document_ids AS uuid[]) IS NULL
+            OR document_id = ANY(CAST(:document_ids AS uuid[])))
+     ORDER BY distance
+     LIMIT :top_k
+)
+SELECT * FROM nearest ORDER BY distance + 0, node_id
+
+-- vector_search_exact --
+-- The same nodes, found without the index: every node of the collection (read through its
+-- btree) compared to :embedding. Used when the index scan returned fewer than :top_k rows.
+SELECT *
+  FROM (SELECT node_id,
+               content,
+               CAST(document_id AS text) AS document_id,
+               metadata,
+               CAST(embedding AS vector({dimension})) <=> CAST(:embedding AS vector({dimension}))
+                   AS distance
+          FROM embedding_vectors
+         WHERE dimension = {dimension}
+           AND collection = :collection
+           AND (CAST(:document_ids AS uuid[]) IS NULL
+                OR document_id = ANY(CAST(:document_ids AS uuid[])))) AS candidates
+ ORDER BY distance + 0, node_id
  LIMIT :top_k
