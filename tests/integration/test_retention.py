@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 
-from tests import inprocess, sample_tasks
+from tests import inprocess
+from tests.retention_rows import (
+    DAY,
+    HOUR,
+    execute,
+    make_delivery,
+    make_job,
+    make_outcome,
+    make_tick,
+    scalars,
+)
 from tests.uow import run
 from worker import db, runtime
 from worker.jobs import state
@@ -19,9 +27,6 @@ from worker.tasks import prune_finished_jobs_task
 POLICY = retention.RetentionPolicy(
     finished=timedelta(days=1), failed=timedelta(days=7), mail_deliveries=timedelta(days=30)
 )
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
-FINAL = {"succeeded": "succeeded", "failed": "failed", "aborted": "aborted"}
 
 
 @pytest.fixture(autouse=True)
@@ -29,69 +34,6 @@ def task_layer(database_url: str) -> Iterator[None]:
     runtime.setup(database_url)
     yield
     runtime.teardown()
-
-
-def execute(statement: str, **params: object) -> sa.CursorResult[object]:
-    with db.session_scope(new=True) as session:
-        return session.execute(sa.text(statement), params)  # type: ignore[return-value]
-
-
-def scalars(statement: str, **params: object) -> list[object]:
-    with db.session_scope(new=True) as session:
-        return list(session.scalars(sa.text(statement), params))
-
-
-def make_job(status: str, age: timedelta, *, outcome: str | None = None) -> int:
-    """A job that reached ``status`` ``age`` ago, as the worker leaves it (events included)."""
-    job_id = sample_tasks.add.delay(1, 2).id
-    if status == "cancelled":
-        execute("UPDATE procrastinate_jobs SET status = 'cancelled' WHERE id = :id", id=job_id)
-    elif status != "todo":
-        execute(
-            "UPDATE procrastinate_jobs SET status = 'doing', runs = runs + 1 WHERE id = :id",
-            id=job_id,
-        )
-        if status in FINAL:
-            if status == "aborted":
-                execute("UPDATE procrastinate_jobs SET abort_requested = true WHERE id = :id",
-                        id=job_id)  # fmt: skip
-            execute(
-                "UPDATE procrastinate_jobs SET status = CAST(:status AS procrastinate_job_status)"
-                " WHERE id = :id",
-                id=job_id, status=status,
-            )  # fmt: skip
-    execute("UPDATE procrastinate_events SET at = at - :age WHERE job_id = :id", id=job_id, age=age)
-    if outcome is not None:
-        make_outcome(job_id, outcome, age)
-    return job_id
-
-
-def make_outcome(job_id: int, status: str, age: timedelta) -> None:
-    execute(
-        "INSERT INTO task_results (job_id, task_name, queue_name, status, result, error, attempt,"
-        " started_at, finished_at, duration) VALUES (:id, 'tests.add', 'default', :status,"
-        " NULL, NULL, 1, now() - :age, now() - :age, 0)",
-        id=job_id, status=status, age=age,
-    )  # fmt: skip
-
-
-def make_delivery(job_id: int, age: timedelta) -> uuid.UUID:
-    delivery_id = uuid.uuid4()
-    execute(
-        "INSERT INTO mail_deliveries (id, job_id, mail_type, recipient, language, status,"
-        " backend, created_at) VALUES (:id, :job_id, 'invite_member', :to, 'en-US', 'sent',"
-        " 'smtp', now() - :age)",
-        id=delivery_id, job_id=job_id, to=f"{delivery_id}@example.com", age=age,
-    )  # fmt: skip
-    return delivery_id
-
-
-def make_tick(name: str, age: timedelta) -> None:
-    execute(
-        "INSERT INTO scheduler_ticks (job_name, tick_at, outcome) VALUES (:name, now() - :age,"
-        " 'deferred')",
-        name=name, age=age,
-    )  # fmt: skip
 
 
 def remaining_jobs() -> set[object]:
