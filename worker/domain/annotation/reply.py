@@ -77,6 +77,8 @@ def enable_reply(
         app = store.as_uuid(app_id, what="app id")
         tenant = store.as_uuid(tenant_id, what="tenant id")
         user = store.as_uuid(user_id, what="user id")
+        # The binding commits in this first step: the batches below upsert into its
+        # collection in steps of their own. A binding no setting names yet is harmless.
         with uow.step() as session:
             store.require_app(session, app, tenant)
             binding = store.get_or_create_binding(
