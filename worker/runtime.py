@@ -50,6 +50,17 @@ class Runtime:
     engine: sa.Engine
     settings: Settings = field(default_factory=Settings)
 
+    @property
+    def database(self) -> str:
+        """Which database this is, for logs: ``host:port/dbname``, or the embedded server's
+        data directory (never the password)."""
+        if self.settings.embedded_database:
+            return f"the embedded PostgreSQL in {self.settings.data_dir.resolve()}"
+        url = sa.make_url(self.database_url)
+        host = url.host or url.query.get("host") or "localhost"
+        port = f":{url.port}" if url.port else ""
+        return f"{host}{port}/{url.database or ''}"
+
     @functools.cached_property
     def pipeline(self) -> Pipeline:
         """The indexing pipeline's adapters (storage, embedder, vector and keyword stores)."""

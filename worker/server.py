@@ -133,7 +133,8 @@ async def _run_until_stopped(
     if scheduler is not None:
         scheduler.start()
     logger.info(
-        "worker started on %s",
+        "worker started on %s, queues %s",
+        runtime.current().database,
         ", ".join(f"{name}={n}" for name, n in plan.concurrency.items()),
         extra={"action": "worker_start"},
     )
