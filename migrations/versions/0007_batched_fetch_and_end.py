@@ -4,7 +4,8 @@
 procrastinate's semantics (priority then id, ``scheduled_at``, never two ``doing`` jobs of one
 lock, within a batch too), a suspect (a job lost with a dead worker) alone. ``tl_end_runs`` ends a
 batch of runs in one call: each a compare-and-set on its run (fenced runs are reported, not
-written), with its outcome row and the erasure of its secret arguments. Both are plans cached by
+written), with its outcome row and the erasure of its secret arguments; the end of a job holding a
+lock, or a retry due now, notifies its queue so that whatever waited for it starts at once. Both are plans cached by
 the server, called by ``worker.jobs.state``.
 
 Revision ID: 0007
@@ -150,6 +151,12 @@ BEGIN
                args = CASE WHEN next_status = 'todo' THEN p.args
                            ELSE p.args || coalesce(e.mask, '{}') END
          WHERE p.id = e.id;
+        IF j.lock IS NOT NULL OR (next_status = 'todo' AND e.retry_at <= now()) THEN
+            -- a job waiting for this lock, or this retry, may start now: wake the queue's
+            -- workers, in every process (delivered at commit)
+            PERFORM pg_notify('procrastinate_queue_v1#' || j.queue_name,
+                              json_build_object('type', 'job_inserted', 'job_id', e.id)::text);
+        END IF;
         IF e.record OR outcome <> 'SUCCESS' THEN
             INSERT INTO task_results AS r (job_id, task_name, queue_name, status, result, error,
                                            attempt, started_at, finished_at, duration)

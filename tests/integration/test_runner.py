@@ -61,3 +61,26 @@ def test_a_job_held_in_the_database_but_not_run_is_put_back_and_run(database_url
 
     assert asyncio.run(scenario()) == SUCCESS
     assert result.get(timeout=1) == 4
+
+
+def test_the_end_of_a_job_holding_a_lock_wakes_its_queue_in_every_process(
+    database_url: str,
+) -> None:
+    import json
+
+    import psycopg
+
+    from tests.inprocess import drain
+
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute('LISTEN "procrastinate_queue_v1#dataset"')
+        result = sample_tasks.slow_tenant.delay("locked", seconds=0)  # lock tenant-name:{name}
+        drain(["dataset"])
+        assert result.status == SUCCESS
+        wakes = [
+            json.loads(notify.payload)
+            for notify in listener.notifies(timeout=1)
+            if json.loads(notify.payload).get("job_id") == result.id
+        ]
+
+    assert len(wakes) == 2, "one when it was deferred, one when its lock was released"

@@ -43,6 +43,9 @@ class Completer:
         Runs a named query on the completer's own connection (``Link.query`` of the runner).
     failed, ok:
         Told when the database could not be reached, and when it could again.
+    written:
+        Told of each batch once written (to wake fetch loops a released lock or a due retry
+        concerns).
     """
 
     def __init__(
@@ -51,10 +54,12 @@ class Completer:
         *,
         failed: Callable[[BaseException, str], None],
         ok: Callable[[], None],
+        written: Callable[[list[state.Ending]], None] = lambda batch: None,
     ) -> None:
         self._query = query
         self._failed = failed
         self._ok = ok
+        self._on_written = written
         self._pending: collections.deque[state.Ending] = collections.deque()
         self._arrived = asyncio.Event()
         self._written = asyncio.Event()
@@ -131,6 +136,7 @@ class Completer:
         for ending in batch:
             if ending.run.job_id in fenced:
                 execution.log_fenced(ending.run)
+        self._on_written(batch)
         self._written.set()
         return True
 

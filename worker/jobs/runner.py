@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import logging
 import time
@@ -95,7 +96,9 @@ class Runner:
         self._beat_link = Link(self._conninfo)
         self._misc_link = Link(self._conninfo)
         self._end_link = Link(self._conninfo)
-        self._completer = Completer(self._end_link.query, failed=self._db_failed, ok=self._db_ok)
+        self._completer = Completer(
+            self._end_link.query, failed=self._db_failed, ok=self._db_ok, written=self._ended
+        )
         self._side: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self._wake = {queue: asyncio.Event() for queue in self.queues}
@@ -294,8 +297,26 @@ class Runner:
             ending = await loop.run_in_executor(self._executor, execution.run_job, run)
             if ending is not None:
                 self._completer.add(ending)
+            elif run.job.lock is not None:
+                self._wake_all()  # its lock is free: a job waiting for it may start now
         finally:
             self._executing -= 1
+
+    def _ended(self, batch: list[state.Ending]) -> None:
+        """Ends were written: wake the fetch loops if a lock was released or a retry is due."""
+        soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1)
+        for ending in batch:
+            if ending.run.job.lock is not None:
+                self._wake_all()
+                return
+            if ending.retry_at is not None and ending.retry_at <= soon:
+                event = self._wake.get(ending.run.job.queue)
+                if event is not None:
+                    event.set()
+
+    def _wake_all(self) -> None:
+        for event in self._wake.values():
+            event.set()
 
     async def _wait_alone(self, run: state.Run) -> None:
         if self._executing:
