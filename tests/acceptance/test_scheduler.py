@@ -158,6 +158,25 @@ def test_a_stopping_leader_hands_over_before_it_drains(
     assert_one_firing_per_tick(SWEEP, SWEEP_TASK)
 
 
+def test_a_worker_without_scheduler_never_fires(
+    database_url: str, workers: list[WorkerProcess]
+) -> None:
+    workers.append(
+        WorkerProcess(database_url, "--queues", "dataset", "--no-scheduler", env=ONE_SECOND)
+    )
+    workers.append(
+        WorkerProcess(database_url, "--queues", "dataset", env={**ONE_SECOND,
+                                                                "WORKER_SCHEDULER": "false"})
+    )  # fmt: skip
+    time.sleep(2.5)
+
+    assert ticks_of(SWEEP) == []
+    assert leader_pid() is None
+    for process in workers:
+        assert "scheduler started" not in process.output()
+        assert process.stop() == 0
+
+
 def test_the_plugin_check_missed_while_no_worker_ran_is_caught_up_once(
     database_url: str, workers: list[WorkerProcess], httpserver: HTTPServer
 ) -> None:
