@@ -20,9 +20,9 @@ then lets its running jobs finish before starting it.
 
 While the database is unreachable nothing exits and nothing spins: every loop logs the outage
 once per ``OUTAGE_LOG_INTERVAL``, backs off, and resumes as soon as the server answers; running
-jobs keep their state and record their end once it is back. After an outage the recovery sweep
-waits ``stalled_after`` seconds of a reachable database before it judges other workers dead (they
-could not beat either).
+jobs keep their state and record their end once it is back. After an outage, and after the
+process starts, the recovery sweep waits ``stalled_after`` seconds of a reachable database before
+it judges other workers dead (they could not beat either).
 """
 
 from __future__ import annotations
@@ -114,7 +114,10 @@ class Runner:
         self._listener_failed = False
         self._outage_since: float | None = None
         self._outage_logged = 0.0
-        self._stable_since = float("-inf")
+        # a process judges other workers dead only after it has itself been connected for
+        # ``stalled_after`` seconds: one started just after an outage would take every live
+        # worker (which could not beat meanwhile) for dead
+        self._stable_since = time.monotonic()
         self._recovery_executor = ThreadPoolExecutor(1, thread_name_prefix="recovery")
 
     # -- life cycle ------------------------------------------------------------------------
