@@ -54,10 +54,11 @@ class Runtime:
     def database(self) -> str:
         """Which database this is, for logs: ``host:port/dbname``, or the embedded server's
         data directory (never the password)."""
-        if self.settings.embedded_database:
-            return f"the embedded PostgreSQL in {self.settings.data_dir.resolve()}"
         url = sa.make_url(self.database_url)
-        host = url.host or url.query.get("host") or "localhost"
+        host = str(url.host or url.query.get("host") or "localhost")
+        data_dir = self.settings.data_dir.resolve()
+        if self.settings.embedded_database and host.startswith(str(data_dir)):
+            return f"the embedded PostgreSQL in {data_dir}"
         port = f":{url.port}" if url.port else ""
         return f"{host}{port}/{url.database or ''}"
 

@@ -108,6 +108,7 @@ def test_no_secret_of_a_mail_job_reaches_a_log_an_output_or_the_jobs_table(
     assert "Deferred 1 job" in log and "About to defer" in log and "failed after" in log
     leaked = [secret for secret, _ in jobs.values() if secret in log]
     assert leaked == []
+    assert "Traceback" not in log, "a failure that was expected logs one line"
     with engine.connect() as connection:
         stored = connection.execute(sa.text("SELECT args::text FROM procrastinate_jobs")).all()
     assert not [row for row in stored for secret, _ in jobs.values() if secret in row[0]]

@@ -185,6 +185,7 @@ def silent_server() -> Iterator[int]:
         ["documents", "recover"],
         ["check"],
         ["migrate"],
+        ["worker"],
     ],
 )
 def test_a_server_that_does_not_answer_fails_every_command_within_the_timeout(
