@@ -87,7 +87,8 @@ def test_worker_runs_on_the_embedded_default_and_exits_0_on_sigterm(
             seen.append(line)
             if "worker started on" in line or not line:
                 break
-        assert "worker started on dataset=4" in seen[-1], "".join(seen)
+        assert "worker started on the embedded PostgreSQL in " in seen[-1], "".join(seen)
+        assert ", queues dataset=4" in seen[-1]
         for queue in ("priority_dataset", "mail", "annotation", "default", "ops_trace", "plugin"):
             assert f"{queue}=" in seen[-1]
 
