@@ -93,6 +93,10 @@ class System:
     def verify(self, kind: str, n: int) -> None:
         pass
 
+    def describe_unfinished(self) -> str:
+        """What the jobs not finished look like, for a run that stalls."""
+        return ""
+
     def latency(self) -> float:
         raise NotImplementedError
 
@@ -110,8 +114,11 @@ class ProcrastinateTables(System):
     """Shared by our worker and the bare procrastinate: both use procrastinate's tables.
 
     Only jobs above the highest id found at start are the benchmark's (a ``DATABASE_URL`` may hold
-    others, and the 1 M-row database holds its million): ``reset`` deletes those alone.
+    others, and the 1 M-row database holds its million): ``reset`` deletes those alone. Only jobs of
+    the system's queue are counted.
     """
+
+    queue: ClassVar[str]
 
     def __init__(self, url: str) -> None:
         self.db = Database(url)
@@ -129,15 +136,25 @@ class ProcrastinateTables(System):
 
     def finished(self, n: int) -> int:
         pending = self.db.scalar(
-            "SELECT count(*) FROM procrastinate_jobs WHERE id > %s AND status IN ('todo', 'doing')",
-            (self.baseline,),
+            "SELECT count(*) FROM procrastinate_jobs "
+            "WHERE id > %s AND queue_name = %s AND status IN ('todo', 'doing')",
+            (self.baseline, self.queue),
         )
         return n - int(pending)
 
+    def describe_unfinished(self) -> str:
+        rows = self.db.connection.execute(
+            "SELECT to_jsonb(j) - 'args' FROM procrastinate_jobs AS j "
+            "WHERE id > %s AND queue_name = %s AND status IN ('todo', 'doing') ORDER BY id LIMIT 5",
+            (self.baseline, self.queue),
+        ).fetchall()
+        return "unfinished jobs: " + "; ".join(str(row[0]) for row in rows)
+
     def verify(self, kind: str, n: int) -> None:
         succeeded = self.db.scalar(
-            "SELECT count(*) FROM procrastinate_jobs WHERE id > %s AND status = 'succeeded'",
-            (self.baseline,),
+            "SELECT count(*) FROM procrastinate_jobs "
+            "WHERE id > %s AND queue_name = %s AND status = 'succeeded'",
+            (self.baseline, self.queue),
         )
         if succeeded != n:
             raise SystemExit(f"{self.label}: {succeeded} of {n} jobs succeeded")
@@ -186,10 +203,15 @@ def unbind_runtime() -> None:
 
 
 class Ours(ProcrastinateTables):
-    """``manage.py worker`` on the ``default`` queue, with ``bench.noop`` and ``bench.one_row``."""
+    """``manage.py worker`` on the ``default`` queue, with ``bench.noop`` and ``bench.one_row``.
+
+    Its scheduler is off (``WORKER_SCHEDULER=false``): the periodic jobs it defers at start would
+    run among the measured ones, and its retention would prune the 1 M finished jobs of ``--big``.
+    """
 
     label = "`manage.py worker`"
     kinds = (NOOP, ONE_ROW)
+    queue = queues.DEFAULT
 
     def __init__(self, url: str, label: str | None = None) -> None:
         super().__init__(url)
@@ -208,7 +230,8 @@ class Ours(ProcrastinateTables):
         return (
             [sys.executable, "manage.py", "worker", "--queues", queues.DEFAULT,
              "--concurrency", f"{queues.DEFAULT}={concurrency}"],
-            {"DATABASE_URL": self.db.url, "WORKER_IMPORT_PATHS": "bench.noop_tasks"},
+            {"DATABASE_URL": self.db.url, "WORKER_IMPORT_PATHS": "bench.noop_tasks",
+             "WORKER_SCHEDULER": "false"},
         )  # fmt: skip
 
     def latency(self) -> float:
@@ -234,6 +257,7 @@ class BareProcrastinate(ProcrastinateTables):
     """procrastinate 3.10 itself: its App, its worker, a sync no-op task, its sync ``defer``."""
 
     label = "bare procrastinate 3.10, sync task"
+    queue = noop_tasks.BARE_QUEUE
 
     def __init__(self, url: str) -> None:
         super().__init__(url)

@@ -59,8 +59,8 @@ from worker import schema  # noqa: E402
 
 #: Seconds between two polls of a system's finished jobs.
 POLL = 0.01
-#: Seconds a run may take, start-up included.
-RUN_TIMEOUT = 900
+#: Seconds a run may go without a job finishing (start-up included) before it is given up.
+STALL_TIMEOUT = 60
 #: Jobs per call of the batched enqueue.
 BATCH = 100
 
@@ -97,7 +97,7 @@ def drain(
     command, env = system.command(concurrency)
     with processes.running(run.key, command, env) as process:
         first: tuple[float, int] | None = None
-        deadline = time.monotonic() + RUN_TIMEOUT
+        progress = (time.monotonic(), -1)
         while True:
             done = system.finished(jobs)
             now = time.perf_counter()
@@ -106,8 +106,14 @@ def drain(
             if done >= jobs:
                 break
             process.check()
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{run.key}: {done} of {jobs} jobs done after {RUN_TIMEOUT} s")
+            if done != progress[1]:
+                progress = (time.monotonic(), done)
+            elif time.monotonic() - progress[0] > STALL_TIMEOUT:
+                raise SystemExit(
+                    f"{run.key}: {done} of {jobs} jobs done, none for {STALL_TIMEOUT} s; "
+                    f"{system.describe_unfinished()}\n--- worker log (end) ---\n"
+                    + "\n".join(process.output().splitlines()[-30:])
+                )
             time.sleep(POLL)
         assert first is not None
         system.verify(run.kind, jobs)
