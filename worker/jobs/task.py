@@ -81,7 +81,7 @@ class CeleryTask(tasks.Task[Any, Any, Any]):
             return self.run(*args, **kwargs)
         from worker.jobs.uow import UnitOfWork
 
-        with UnitOfWork() as uow, db.joined(uow.session):
+        with UnitOfWork() as uow, db.joined(lambda: uow.session):
             result = self.run(*args, **kwargs, uow=uow)
             uow.checkpoint()
         return result
