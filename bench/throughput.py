@@ -76,6 +76,8 @@ class Run:
     system: systems.System
     kind: str
     latency: bool = False
+    #: Key of the run this one is compared with: they run one after the other in every round.
+    beside: str | None = None
 
 
 @dataclasses.dataclass
@@ -149,10 +151,20 @@ def enqueue(system: systems.System, one: int, batches: int) -> tuple[float, floa
 
 
 def order(items: list[Run], round_no: int, rounds: int) -> list[Run]:
-    """Every round another order: rotated by a share of the list, every other one reversed."""
-    shift = (round_no * len(items)) // max(rounds, 1) % len(items)
-    rotated = items[shift:] + items[:shift]
-    return rotated[::-1] if round_no % 2 else rotated
+    """Every round another order: rotated by a share of the list, every other one reversed.
+
+    A run ``beside`` another comes right after it, or right before it every other round: their
+    ratio is then least touched by the noise of a shared machine, which drifts over minutes.
+    """
+    alone = [run for run in items if run.beside is None]
+    shift = (round_no * len(alone)) // max(rounds, 1) % len(alone)
+    rotated = alone[shift:] + alone[:shift]
+    ordered = rotated[::-1] if round_no % 2 else rotated
+    for run in items:
+        if run.beside is not None:
+            at = next(i for i, other in enumerate(ordered) if other.key == run.beside)
+            ordered.insert(at if round_no % 2 else at + 1, run)
+    return ordered
 
 
 def benchmark(args: argparse.Namespace, runs: list[Run], producers: dict[str, systems.System],
@@ -367,7 +379,7 @@ def main() -> None:
                 if args.big:
                     big_url = stack.enter_context(big_database(url, args.big_rows))
                     big = systems.Ours(big_url, label="`manage.py worker`, 1 M finished jobs")
-                    peers.add(big, None, Run("ours no-op 1M", big, NO_OP))
+                    peers.add(big, None, Run("ours no-op 1M", big, NO_OP, beside="ours no-op"))
                 figures = benchmark(args, peers.runs, peers.producers, processes)
         finally:
             systems.unbind_runtime()
