@@ -348,6 +348,18 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def commit_time(server: systems.Database, samples: int = 100) -> float:
+    """Median seconds of a one-row INSERT and its COMMIT: this disk's flush, which bounds a
+    queue that commits once per job."""
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        server.execute("INSERT INTO bench_rows (job_id) VALUES (NULL)")
+        times.append(time.perf_counter() - started)
+    server.execute("TRUNCATE bench_rows")
+    return statistics.median(times)
+
+
 def tree_state() -> str:
     def git(*command: str) -> str:
         return subprocess.run(
@@ -367,11 +379,13 @@ def main() -> None:
                 prepare(url)
                 server = systems.Database(url)
                 version = server.scalar("SHOW server_version")
+                commit = commit_time(server)
                 server.close()
                 peers = build_peers(args, url, stack, processes)
                 print(
                     f"{args.jobs} prefilled jobs per run, concurrency {args.concurrency}, "
-                    f"{args.rounds} round(s), PostgreSQL {version}, tree {tree_state()}",
+                    f"{args.rounds} round(s), PostgreSQL {version} (a one-row commit: "
+                    f"{commit * 1000:.1f} ms), tree {tree_state()}",
                     flush=True,
                 )
                 for note in peers.notes:
@@ -428,6 +442,11 @@ def report_throughput(runs: list[Run], figures: Figures) -> None:
         noop = figures.rates.get(keys.get((label, NO_OP), ""))
         one_row = figures.rates.get(keys.get((label, ONE_ROW), ""))
         print(f"| {label} | {fmt_rate(noop)} | {fmt_rate(one_row)} | {latency} |")
+    print()
+    print("Jobs/s in each round:")
+    for run in runs:
+        values = " / ".join(f"{value:,.0f}" for value in figures.rates.get(run.key, []))
+        print(f"  {run.key:<22} {values}")
     print()
     print("Ratios (median of the ratios within each round):")
     for text, top, bottom in RATIOS:
