@@ -166,3 +166,23 @@ def test_the_scheduled_prune_runs_as_a_job() -> None:
     assert job.get(timeout=10)["procrastinate_jobs"] == 1
     assert old not in remaining_jobs()
     assert job.id in remaining_jobs(), "it does not delete itself"
+
+
+def test_deliveries_and_ticks_go_in_batches_too() -> None:
+    job_id = make_job("succeeded", 40 * DAY)
+    for _ in range(25):
+        make_delivery(job_id, 31 * DAY)
+    for hours in range(25):
+        make_tick("often", 8 * DAY + hours * HOUR)
+    make_tick("often", HOUR)
+    batches: list[tuple[str, int]] = []
+    policy = retention.RetentionPolicy(
+        finished=DAY, failed=7 * DAY, mail_deliveries=30 * DAY, batch_size=10
+    )
+
+    run(retention.prune, policy, progress=lambda table, rows, _: batches.append((table, rows)))
+
+    assert [rows for table, rows in batches if table == "mail_deliveries"] == [10, 10, 5]
+    assert [rows for table, rows in batches if table == "scheduler_ticks"] == [10, 10, 5]
+    assert scalars("SELECT count(*) FROM mail_deliveries") == [0]
+    assert scalars("SELECT count(*) FROM scheduler_ticks") == [1]
