@@ -53,6 +53,8 @@ POLL_INTERVAL = 5.0
 DEAF_POLL_INTERVAL = 1.0
 #: Longest pause between two attempts to reach the database.
 MAX_OUTAGE_PAUSE = 2.0
+#: Seconds a busy queue's fetch waits for more of its slots to free up.
+FETCH_GATHER = 0.002
 #: Heartbeats after which a job this worker holds but does not run is put back.
 ORPHAN_AFTER_BEATS = 2
 #: Seconds between two log lines about the same outage.
@@ -104,6 +106,8 @@ class Runner:
         self._wake = {queue: asyncio.Event() for queue in self.queues}
         self._slot_freed = {queue: asyncio.Event() for queue in self.queues}
         self._busy = dict.fromkeys(self.queues, 0)
+        #: The queue's last fetch filled every free slot (more jobs are likely waiting).
+        self._busy_fetch = dict.fromkeys(self.queues, False)
         self._tasks: dict[asyncio.Task[None], state.Run] = {}
         self._executing = 0
         self._job_ended = asyncio.Event()
@@ -223,6 +227,10 @@ class Runner:
                 self._slot_freed[queue].clear()
                 await self._slot_freed[queue].wait()
                 continue
+            if free < concurrency / 2 and self._busy_fetch[queue]:
+                # a busy queue: let more slots free up so that one fetch fills several
+                await asyncio.sleep(FETCH_GATHER)
+                free = concurrency - self._busy[queue]
             self._wake[queue].clear()
             runs = await self._fetch([queue], free)
             if runs is None:
@@ -230,6 +238,7 @@ class Runner:
                 continue
             for run in runs:
                 self._start(run, queue)
+            self._busy_fetch[queue] = len(runs) == free
             if len(runs) < free:
                 interval = self.options.poll_interval if self._listening else DEAF_POLL_INTERVAL
                 with contextlib.suppress(TimeoutError):
