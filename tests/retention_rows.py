@@ -77,3 +77,14 @@ def make_tick(name: str, age: timedelta) -> None:
         " 'deferred')",
         name=name, age=age,
     )  # fmt: skip
+
+
+def make_status(status: str, age: timedelta | None) -> uuid.UUID:
+    """A job status row of Dify's console, finished ``age`` ago (``None``: not finished)."""
+    job_id = uuid.uuid4()
+    execute(
+        "INSERT INTO job_statuses (job_id, kind, status, finished_at) VALUES (:id,"
+        " 'annotation_batch_import', :status, now() - CAST(:age AS interval))",
+        id=job_id, status=status, age=age,
+    )  # fmt: skip
+    return job_id

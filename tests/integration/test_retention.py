@@ -15,6 +15,7 @@ from tests.retention_rows import (
     make_delivery,
     make_job,
     make_outcome,
+    make_status,
     make_tick,
     scalars,
 )
@@ -64,11 +65,19 @@ def world() -> dict[str, object]:
     for age in (9 * DAY, 8 * DAY, HOUR):
         make_tick("often", age)
     make_tick("rarely", 10 * DAY)  # its latest tick: kept
+    statuses_gone = {make_status("completed", 2 * DAY), make_status("error", 8 * DAY)}
+    statuses_kept = {
+        make_status("completed", 2 * HOUR),
+        make_status("error", 2 * DAY),
+        make_status("processing", None),
+    }
     return {
         "gone": {old_done, old_failure, old_cancelled, old_aborted},
         "kept": {recent_done, recent_failure, old_waiting, old_running},
         "outcomes_kept": {recent_done, recent_failure, old_waiting, 10_000_002, 10_000_003},
         "mail_gone": {old_mail},
+        "statuses_gone": statuses_gone,
+        "statuses_kept": statuses_kept,
         "mail_kept": {mail_of_waiting_job, recent_mail},
     }
 
@@ -80,6 +89,7 @@ def test_prune_deletes_exactly_the_eligible_rows(world: dict[str, object]) -> No
     assert set(scalars("SELECT DISTINCT job_id FROM procrastinate_events")) == world["kept"]
     assert set(scalars("SELECT job_id FROM task_results")) == world["outcomes_kept"]
     assert set(scalars("SELECT id FROM mail_deliveries")) == world["mail_kept"]
+    assert set(scalars("SELECT job_id FROM job_statuses")) == world["statuses_kept"]
     assert scalars("SELECT job_name FROM scheduler_ticks ORDER BY job_name") == ["often", "rarely"]
     assert report.rows == {
         "procrastinate_jobs": 4,
@@ -87,6 +97,7 @@ def test_prune_deletes_exactly_the_eligible_rows(world: dict[str, object]) -> No
         "procrastinate_events": 3 + 3 + 2 + 4,
         "task_results": 3 + 1,  # three of the jobs had an outcome, plus the orphan
         "mail_deliveries": 1,
+        "job_statuses": 2,
         "scheduler_ticks": 2,
     }
 

@@ -10,7 +10,8 @@ Run hourly by the scheduler (``maintenance.prune_finished_jobs``) and on demand 
    their outcomes (``task_results``), never before their jobs;
 2. outcomes whose job is gone and whose cutoff passed (an interrupted prune leaves some);
 3. mail deliveries older than ``WORKER_RETAIN_MAIL_DELIVERIES`` whose job neither waits nor runs;
-4. scheduler ticks older than 7 days, but each periodic job's latest.
+4. finished job statuses (``job_statuses``, polled by Dify's console), on the jobs' cutoffs;
+5. scheduler ticks older than 7 days, but each periodic job's latest.
 
 A waiting or running job is never deleted. A dry run walks the same batches and counts.
 """
@@ -42,9 +43,10 @@ JOBS = "procrastinate_jobs"
 EVENTS = "procrastinate_events"
 OUTCOMES = "task_results"
 MAIL = "mail_deliveries"
+STATUSES = "job_statuses"
 TICKS = "scheduler_ticks"
 #: Tables in the order they are pruned.
-TABLES = (JOBS, EVENTS, OUTCOMES, MAIL, TICKS)
+TABLES = (JOBS, EVENTS, OUTCOMES, MAIL, STATUSES, TICKS)
 
 #: Called after each batch: table, rows in the batch, rows so far in that table.
 Progress = Callable[[str, int, int], None]
@@ -183,6 +185,25 @@ class _Pruner:
                 return
             after_at, after_id = max((row.created_at, row.id) for row in rows)
 
+    def job_statuses(self) -> None:
+        cutoffs = {
+            "finished_before": self.cutoffs.finished_before,
+            "failed_before": self.cutoffs.failed_before,
+        }
+        if self.report.dry_run:
+            with self.uow.step() as session:
+                count = session.execute(_query("retention_count_job_statuses"), cutoffs)
+                self.counted(STATUSES, count.scalar_one())
+            return
+        while True:
+            with self.uow.step() as session:
+                rows = session.execute(
+                    _query("retention_delete_job_statuses"), {**cutoffs, "limit": self.limit}
+                ).all()
+            self.counted(STATUSES, len(rows))
+            if len(rows) < self.limit:
+                return
+
     def scheduler_ticks(self) -> None:
         before = self.now - self.policy.scheduler_ticks
         if self.report.dry_run:
@@ -230,6 +251,7 @@ def prune(
     pruner.jobs()
     pruner.orphan_outcomes()
     pruner.mail_deliveries()
+    pruner.job_statuses()
     pruner.scheduler_ticks()
     report = pruner.report
     report.seconds = time.monotonic() - started

@@ -71,3 +71,30 @@ SELECT count(*)
   FROM scheduler_ticks AS t
  WHERE t.tick_at < :before
    AND t.tick_at < (SELECT max(l.tick_at) FROM scheduler_ticks AS l WHERE l.job_name = t.job_name)
+
+-- retention_delete_job_statuses --
+-- Up to :limit finished job statuses (completed: :finished_before; error: :failed_before), oldest
+-- first; a waiting or processing one is never deleted.
+WITH doomed AS (
+    SELECT s.job_id, s.kind
+      FROM job_statuses AS s
+     WHERE s.finished_at < greatest(CAST(:finished_before AS timestamptz),
+                                    CAST(:failed_before AS timestamptz))
+       AND s.status IN ('completed', 'error')
+       AND s.finished_at < CASE WHEN s.status = 'error' THEN CAST(:failed_before AS timestamptz)
+                                ELSE CAST(:finished_before AS timestamptz) END
+     ORDER BY s.finished_at
+     LIMIT :limit
+)
+DELETE FROM job_statuses AS j
+ USING doomed
+ WHERE j.job_id = doomed.job_id AND j.kind = doomed.kind
+RETURNING j.job_id
+
+-- retention_count_job_statuses --
+-- Dry run: finished job statuses past their cutoff.
+SELECT count(*)
+  FROM job_statuses AS s
+ WHERE s.status IN ('completed', 'error')
+   AND s.finished_at < CASE WHEN s.status = 'error' THEN CAST(:failed_before AS timestamptz)
+                            ELSE CAST(:finished_before AS timestamptz) END
