@@ -10,10 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests import sample_tasks
-from tests.acceptance.workers import WorkerProcess, wait_until
+from tests.acceptance.workers import WorkerProcess, tenants, wait_until
 from tests.restartable_postgres import RestartablePostgres, restartable_postgres
 from worker import db, runtime
-from worker.domain.models import Tenant
 from worker.jobs import STARTED, SUCCESS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -34,11 +33,6 @@ def url(server: RestartablePostgres) -> Iterator[str]:
     runtime.setup(database_url)
     yield database_url
     runtime.teardown()
-
-
-def tenants(name: str) -> int:
-    with db.session_scope(new=True) as session:
-        return session.execute(sa.select(sa.func.count()).where(Tenant.name == name)).scalar_one()
 
 
 def run_of(job_id: int) -> sa.Row[tuple[str, int, int, int, float]]:

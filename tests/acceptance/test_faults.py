@@ -13,10 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests import fault_tasks
-from tests.acceptance.workers import WorkerProcess, wait_until
+from tests.acceptance.workers import WorkerProcess, tenants, wait_until
 from worker import db, runtime
-from worker.domain.models import Tenant
-from worker.jobs import FAILURE, STARTED, SUCCESS, AsyncResult
+from worker.jobs import FAILURE, STARTED, SUCCESS
 
 pytestmark = pytest.mark.slow
 
@@ -30,25 +29,10 @@ def task_layer(database_url: str) -> Iterator[None]:
     runtime.teardown()
 
 
-@pytest.fixture
-def workers(database_url: str) -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for process in started:
-        if process.process.poll() is None:
-            os.kill(process.process.pid, signal.SIGCONT)
-        process.close()
-
-
 def start(database_url: str, workers: list[WorkerProcess], **env: str) -> WorkerProcess:
     process = WorkerProcess(database_url, "--queues", "default,dataset", env={**FAULT_TASKS, **env})
     workers.append(process)
     return process
-
-
-def tenants(name: str) -> int:
-    with db.session_scope(new=True) as session:
-        return session.execute(sa.select(sa.func.count()).where(Tenant.name == name)).scalar_one()
 
 
 def job_counters(job_id: int) -> sa.Row[tuple[str, int, int, int, int]]:

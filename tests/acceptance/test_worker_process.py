@@ -9,9 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests import sample_tasks
-from tests.acceptance.workers import WorkerProcess, wait_until
+from tests.acceptance.workers import WorkerProcess, tenants, wait_until
 from worker import db, runtime
-from worker.domain.models import Tenant
 from worker.jobs import PENDING, STARTED, SUCCESS, AsyncResult
 
 pytestmark = pytest.mark.slow
@@ -22,19 +21,6 @@ def task_layer(database_url: str) -> Iterator[None]:
     runtime.setup(database_url)
     yield
     runtime.teardown()
-
-
-@pytest.fixture
-def workers(database_url: str) -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for process in started:
-        process.close()
-
-
-def tenants(name: str) -> int:
-    with db.session_scope(new=True) as session:
-        return session.execute(sa.select(sa.func.count()).where(Tenant.name == name)).scalar_one()
 
 
 def job_row(job_id: int) -> sa.Row[tuple[str, int, int]]:

@@ -87,4 +87,15 @@ def start(database_url: str, *args: str, **env: str) -> WorkerProcess:
     return WorkerProcess(database_url, *args, env=env)
 
 
-__all__: Sequence[str] = ("FAST_TIMINGS", "WorkerProcess", "start", "wait_until")
+def tenants(name: str) -> int:
+    """Tenants called ``name``: the effect the sample tasks commit, counted in a fresh session."""
+    import sqlalchemy as sa
+
+    from worker import db
+    from worker.domain.models import Tenant
+
+    with db.session_scope(new=True) as session:
+        return session.execute(sa.select(sa.func.count()).where(Tenant.name == name)).scalar_one()
+
+
+__all__: Sequence[str] = ("FAST_TIMINGS", "WorkerProcess", "start", "tenants", "wait_until")
