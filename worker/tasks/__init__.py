@@ -50,20 +50,34 @@ from worker.tasks.plugins import (
     process_tenant_plugin_autoupgrade_check_task,
 )
 from worker.tasks.retention import prune_finished_jobs_task
+from worker.tasks.segments import (
+    batch_create_segment_to_index_task,
+    delete_segment_from_index_task,
+    disable_segment_from_index_task,
+    disable_segments_from_index_task,
+    enable_segment_to_index_task,
+    enable_segments_to_index_task,
+)
 
 __all__ = [
     "add_annotation_to_index_task",
     "add_document_to_index_task",
+    "batch_create_segment_to_index_task",
     "batch_import_annotations_task",
     "check_upgradable_plugin_task",
     "deal_dataset_vector_index_task",
     "delete_annotation_index_task",
+    "delete_segment_from_index_task",
     "disable_annotation_reply_task",
+    "disable_segment_from_index_task",
+    "disable_segments_from_index_task",
     "document_indexing_sync_task",
     "document_indexing_task",
     "document_indexing_update_task",
     "duplicate_document_indexing_task",
     "enable_annotation_reply_task",
+    "enable_segment_to_index_task",
+    "enable_segments_to_index_task",
     "normal_document_indexing_task",
     "priority_document_indexing_task",
     "process_tenant_plugin_autoupgrade_check_task",
