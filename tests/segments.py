@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 
 from tests import factories
 from worker import db, runtime
 from worker.domain.models import (
     ChildChunk,
+    Dataset,
     DocumentSegment,
     EmbeddingVector,
     IndexingStatus,
@@ -58,20 +60,34 @@ def make_completed_document(
     form: IndexStructureType, storage: Path | None = None, tenant: Tenant | None = None
 ) -> Doc:
     """An empty, completed, enabled document of ``form`` (from an uploaded file) in a
-    high-quality dataset."""
+    high-quality dataset of its own."""
     storage = storage or runtime.current().settings.storage_local_path
     with db.session_scope() as session:
         tenant = tenant or factories.make_tenant(session)
         dataset = factories.make_dataset(session, tenant)
-        rule = None
-        if form is IndexStructureType.PARENT_CHILD_INDEX:
-            rule = factories.make_rule(session, dataset, ProcessRuleMode.HIERARCHICAL, HIERARCHICAL)
-        document = factories.make_upload_document(
-            session, dataset, storage, "source.md", b"Source text.", doc_form=form,
-            indexing_status=IndexingStatus.COMPLETED,
-            dataset_process_rule_id=rule.id if rule else None,
-        )  # fmt: skip
-        return Doc(str(tenant.id), str(dataset.id), str(document.id), form)
+        return add_completed_document(session, dataset.id, form, storage)
+
+
+def add_completed_document(
+    session: orm.Session,
+    dataset_id: uuid.UUID,
+    form: IndexStructureType,
+    storage: Path,
+    position: int = 1,
+) -> Doc:
+    """An empty, completed, enabled document of ``form`` (from an uploaded file) in the
+    dataset."""
+    dataset = session.get(Dataset, dataset_id)
+    assert dataset is not None
+    rule = None
+    if form is IndexStructureType.PARENT_CHILD_INDEX:
+        rule = factories.make_rule(session, dataset, ProcessRuleMode.HIERARCHICAL, HIERARCHICAL)
+    document = factories.make_upload_document(
+        session, dataset, storage, f"source-{position}.md", b"Source text.", position=position,
+        doc_form=form, indexing_status=IndexingStatus.COMPLETED,
+        dataset_process_rule_id=rule.id if rule else None,
+    )  # fmt: skip
+    return Doc(str(dataset.tenant_id), str(dataset.id), str(document.id), form)
 
 
 def segment_rows(document_id: str) -> list[DocumentSegment]:

@@ -14,6 +14,12 @@ from worker.tasks.annotation import (
     enable_annotation_reply_task,
     update_annotation_to_index_task,
 )
+from worker.tasks.cleanup import (
+    batch_clean_document_task,
+    clean_dataset_task,
+    clean_document_task,
+    clean_notion_document_task,
+)
 from worker.tasks.index_ops import (
     add_document_to_index_task,
     deal_dataset_vector_index_task,
@@ -62,9 +68,13 @@ from worker.tasks.segments import (
 __all__ = [
     "add_annotation_to_index_task",
     "add_document_to_index_task",
+    "batch_clean_document_task",
     "batch_create_segment_to_index_task",
     "batch_import_annotations_task",
     "check_upgradable_plugin_task",
+    "clean_dataset_task",
+    "clean_document_task",
+    "clean_notion_document_task",
     "deal_dataset_vector_index_task",
     "delete_annotation_index_task",
     "delete_segment_from_index_task",
