@@ -48,7 +48,10 @@ def run_of(job_id: int) -> sa.Row[tuple[str, int, int, int, float]]:
 
 
 def test_workers_ride_out_a_postgres_restart(server: RestartablePostgres, url: str) -> None:
-    workers = [WorkerProcess(url, "--queues", "dataset,default") for _ in range(2)]
+    # a restart takes a second or more: with the tests' 2 s stall limit a loaded machine could
+    # take a live worker for dead (which costs no retry either, but is not what this tests)
+    timings = {"WORKER_HEARTBEAT_INTERVAL": "0.5", "WORKER_STALLED_AFTER": "6"}
+    workers = [WorkerProcess(url, "--queues", "dataset,default", env=timings) for _ in range(2)]
     try:
         assert sample_tasks.create_tenant.delay("before").get(timeout=30)
         # runs during the restart, then writes on a connection the restart broke; no retry=
