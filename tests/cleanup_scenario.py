@@ -9,19 +9,29 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 
-from tests import factories
+from tests import annotations, factories
 from tests import segments as seg
 from tests.uow import run
 from worker import db, runtime
 from worker.domain.models import (
+    AppDatasetJoin,
     ChildChunk,
+    CreatorUserRole,
     Dataset,
+    DatasetAutoDisableLog,
+    DatasetMetadata,
+    DatasetMetadataBinding,
+    DatasetMetadataType,
     DatasetProcessRule,
+    DatasetQuery,
+    DatasetQuerySource,
     Document,
     DocumentSegment,
     EmbeddingVector,
     KeywordEntry,
+    Tenant,
     UploadFile,
 )
 from worker.domain.segment_ops import imports
@@ -66,9 +76,55 @@ def build(storage: Path) -> Scenario:
             tenant_id=tenant_id, user_id=str(factories.USER),
         )  # fmt: skip
     with db.session_scope() as session:
+        _dataset_rows(session, uuid.UUID(tenant_id), uuid.UUID(dataset_id), docs[0])
         files = dict(session.execute(sa.select(UploadFile.id, UploadFile.key)).all())
     assert image_key in files.values()
     return Scenario(dataset_id, docs, {str(k): v for k, v in files.items()})
+
+
+def _dataset_rows(
+    session: orm.Session, tenant_id: uuid.UUID, dataset_id: uuid.UUID, doc: seg.Doc
+) -> None:
+    """A metadata field bound to ``doc``, a query, an auto-disable log and an app's join."""
+    tenant = session.get(Tenant, tenant_id)
+    assert tenant is not None
+    document_id = uuid.UUID(doc.document_id)
+    field = DatasetMetadata(
+        tenant_id=tenant_id, dataset_id=dataset_id, type=DatasetMetadataType.STRING,
+        name="author", created_by=factories.USER,
+    )  # fmt: skip
+    session.add(field)
+    session.flush()
+    app = annotations.make_app(session, tenant)
+    session.add_all(
+        [
+            DatasetMetadataBinding(
+                tenant_id=tenant_id, dataset_id=dataset_id, metadata_id=field.id,
+                document_id=document_id, created_by=factories.USER,
+            ),
+            DatasetQuery(
+                dataset_id=dataset_id, content="what?", source=DatasetQuerySource.HIT_TESTING,
+                created_by_role=CreatorUserRole.ACCOUNT, created_by=factories.USER,
+            ),
+            DatasetAutoDisableLog(
+                tenant_id=tenant_id, dataset_id=dataset_id, document_id=document_id
+            ),
+            AppDatasetJoin(app_id=app.id, dataset_id=dataset_id),
+        ]
+    )  # fmt: skip
+
+
+def dataset_tables(session: orm.Session) -> list[str]:
+    """Every table of the schema with a ``dataset_id`` column."""
+    return list(
+        session.scalars(
+            sa.text(
+                "SELECT table_name FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND column_name = 'dataset_id'"
+                " ORDER BY table_name"
+            )
+        )
+    )
 
 
 def counts(dataset_id: str, document_id: str | None = None) -> dict[str, int]:
@@ -76,6 +132,10 @@ def counts(dataset_id: str, document_id: str | None = None) -> dict[str, int]:
     ident = uuid.UUID(dataset_id)
     found: dict[str, int] = {}
     with db.session_scope() as session:
+        if document_id is None:
+            for name in dataset_tables(session):
+                query = sa.text(f"SELECT count(*) FROM {name} WHERE dataset_id = :d")
+                found[name] = int(session.scalar(query, {"d": ident}) or 0)
         for table in TABLES:
             query = sa.select(sa.func.count()).where(table.dataset_id == ident)
             if document_id is not None:

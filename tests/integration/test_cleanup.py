@@ -55,6 +55,10 @@ def test_a_deleted_dataset_leaves_no_row_vector_keyword_or_file(storage: Path) -
     other = seg.make_completed_document(IndexStructureType.PARAGRAPH_INDEX)
     before = scenario.counts(built.dataset_id)
     assert before["embedding_vectors"] == 3 + 3 + 6 and before["keyword_index"] == 9
+    with db.session_scope() as session:
+        tables = scenario.dataset_tables(session)
+    assert {"dataset_metadata_bindings", "dataset_queries", "app_dataset_joins"} <= set(tables)
+    assert all(before[t] > 0 for t in tables), before
     assert len(blobs(storage, built.files.values())) == 3 + 1  # the sources and the image
 
     with db.session_scope() as session:

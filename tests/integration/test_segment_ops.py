@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from tests.uow import run
 from worker import db, runtime
 from worker.config import Settings
 from worker.domain import job_status
-from worker.domain.errors import PermanentError
+from worker.domain.errors import PermanentError, TransientError
 from worker.domain.models import DocumentSegment, IndexStructureType, JobKind, Tenant
 from worker.domain.pipeline import Pipeline
 from worker.domain.segment_ops import busy, imports, removal, toggle
@@ -228,3 +229,32 @@ def test_a_segment_with_a_waiting_job_is_busy(pipeline: Pipeline) -> None:
         assert busy.is_busy(session, first)
         assert not busy.is_busy(session, second)
         assert busy.is_busy(session, third)
+
+
+class FailingEmbedder:
+    provider, model, dimension = "test", "failing", 64
+
+    def embed(self, texts: object) -> object:
+        raise TransientError("embedding endpoint answered 503")
+
+
+@pytest.mark.parametrize("retried", [False, True])
+def test_a_failed_enable_leaves_dify_error_state_on_the_last_attempt(
+    pipeline: Pipeline, retried: bool
+) -> None:
+    doc, rows = imported(pipeline, IndexStructureType.PARAGRAPH_INDEX)
+    first = rows[0]
+    seg.set_enabled(first.id, False)
+    run(toggle.disable_segments, pipeline, [str(first.id)])
+    seg.set_enabled(first.id, True)
+    failing = dataclasses.replace(pipeline, embedder=FailingEmbedder())
+    with pytest.raises(TransientError):
+        run(toggle.enable_segments, failing, [str(first.id)], retrying=lambda exc: retried)
+
+    (after,) = [r for r in seg.segment_rows(doc.document_id) if r.id == first.id]
+    if retried:
+        assert after.enabled and after.status.value == "completed" and after.error is None
+    else:
+        assert not after.enabled and after.status.value == "error"
+        assert after.error == "embedding endpoint answered 503"
+    assert str(first.index_node_id) not in vectors_per_segment(doc)
