@@ -357,8 +357,10 @@ class Runner:
         while True:
             try:
                 await self._listen_once()
-            except (psycopg.Error, OSError) as exc:
+            except (psycopg.OperationalError, OSError) as exc:
                 self._db_failed(exc, "listening for new jobs")
+            except Exception:
+                logger.exception("listener failed", extra={"action": "listener_failed"})
             self._listening = False
             self._listener_failed = True
             await asyncio.sleep(pause)
@@ -402,8 +404,11 @@ class Runner:
             await asyncio.sleep(self.options.heartbeat_interval)
             try:
                 await self._beat()
-            except (psycopg.Error, OSError) as exc:
+            except (psycopg.OperationalError, OSError) as exc:
                 self._db_failed(exc, "beating")
+            except Exception:
+                # never let the heartbeat die: a silent worker's jobs would be taken away
+                logger.exception("heartbeat failed", extra={"action": "heartbeat_failed"})
 
     async def _beat(self) -> None:
         assert self.worker_id is not None
