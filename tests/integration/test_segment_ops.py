@@ -258,3 +258,14 @@ def test_a_failed_enable_leaves_dify_error_state_on_the_last_attempt(
         assert not after.enabled and after.status.value == "error"
         assert after.error == "embedding endpoint answered 503"
     assert str(first.index_node_id) not in vectors_per_segment(doc)
+
+
+def test_the_index_of_a_live_segment_is_never_deleted(pipeline: Pipeline) -> None:
+    doc, rows = imported(pipeline, PARENT_CHILD)
+    before = seg.vectors_of(doc)
+    node_ids = [str(rows[0].index_node_id)]  # deferred, but its deletion never committed
+    with pytest.raises(removal.SegmentsStillExist, match="still exist"):
+        run(removal.delete_segments_from_index, pipeline, node_ids, doc.dataset_id,
+            doc.document_id)  # fmt: skip
+    assert seg.vectors_of(doc) == before
+    assert seg.keyword_nodes(doc) == {str(r.index_node_id) for r in rows}

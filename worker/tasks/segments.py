@@ -32,7 +32,7 @@ def _pipeline() -> Pipeline:
 def enable_segment_to_index_task(segment_id: str, *, uow: UnitOfWork) -> str:
     """Index a segment if it is still enabled when the job ends; lock per segment; upserts."""
     outcome = toggle.enable_segments(uow, _pipeline(), [segment_id], retrying=will_retry)
-    return outcome[segment_id]
+    return next(iter(outcome.values()))
 
 
 @task(
@@ -45,7 +45,7 @@ def enable_segment_to_index_task(segment_id: str, *, uow: UnitOfWork) -> str:
 def disable_segment_from_index_task(segment_id: str, *, uow: UnitOfWork) -> str:
     """Drop a segment's vectors and keywords if it is still disabled; lock per segment."""
     outcome = toggle.disable_segments(uow, _pipeline(), [segment_id], retrying=will_retry)
-    return outcome[segment_id]
+    return next(iter(outcome.values()))
 
 
 @task(
