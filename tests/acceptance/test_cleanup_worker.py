@@ -3,6 +3,7 @@ restarted worker ends with nothing of it left."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +14,11 @@ from tests import cleanup_scenario as scenario
 from tests.acceptance.workers import WorkerProcess, wait_until
 from worker import db, runtime
 from worker.config import Settings
+from worker.domain.models import Dataset
 from worker.domain.storage import LocalStorage
 from worker.domain.vectors import collection_name
 from worker.tasks import cleanup
+from worker.tasks.cleanup import clean_dataset_task
 
 pytestmark = pytest.mark.slow
 
@@ -82,3 +85,28 @@ def test_a_dataset_cleanup_killed_mid_way_resumes_to_nothing_left(
             )
         )
     assert status == "succeeded"
+
+
+def test_a_cleanup_deferred_before_the_deletion_committed_waits_for_it(
+    database_url: str, tmp_path: Path, workers: list[WorkerProcess]
+) -> None:
+    storage = tmp_path / "storage"
+    built = scenario.build(storage)
+    before = scenario.counts(built.dataset_id)
+    # Dify's order: the cleanup is deferred first, the dataset deleted later
+    result = clean_dataset_task.delay(
+        built.dataset_id, built.documents[0].tenant_id, "high_quality", None, None, None,
+        upload_file_ids=list(built.files),
+    )  # fmt: skip
+    env = {"STORAGE_LOCAL_PATH": str(storage)}
+    workers.append(worker := WorkerProcess(database_url, "--queues", "dataset", env=env))
+    wait_until(lambda: result.status == "RETRY", timeout=30, message="no retry")
+    assert scenario.counts(built.dataset_id) == before, "a live dataset is left alone"
+    assert scenario.upload_rows(list(built.files)) == len(built.files)
+
+    with db.session_scope() as session:  # the deletion commits at last
+        session.execute(sa.delete(Dataset).where(Dataset.id == uuid.UUID(built.dataset_id)))
+    assert result.get(timeout=60).startswith("deleted 12 vector(s)")
+    assert worker.stop() == 0
+    assert set(scenario.counts(built.dataset_id).values()) == {0}
+    assert scenario.upload_rows(list(built.files)) == 0
