@@ -174,13 +174,6 @@ def succeed(connection: sa.Connection | Any, run: Run, *, result: Any, record: b
         raise Fenced(run)
 
 
-def release(connection: sa.Connection | Any, run: Run) -> None:
-    """Put back a run that never started (its process is stopping); no counter changes."""
-    connection.execute(
-        sa.text(sql.queries()["release_run"]), {"job_id": run.job_id, "run": run.run}
-    )
-
-
 def recover(
     connection: sa.Connection | Any, *, stalled_after: float, max_blamed: int
 ) -> SweepReport:
