@@ -10,19 +10,31 @@ the network calls and computations of a step happen with no transaction open.
 
 Inside a job, ``worker.db.session_scope()`` and ``.delay()`` join ``uow.session``: follow-up
 jobs are deferred in the job's transaction.
+
+What must happen only once a write is durable (deleting a file whose outcome the job records)
+goes in :meth:`UnitOfWork.after_commit`: it runs after the session's next commit (the job's end,
+or a step's), and is dropped if that transaction rolls back.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Self
 
+import sqlalchemy as sa
 from sqlalchemy import orm
 
 from worker import db
 from worker.jobs import state
+
+logger = logging.getLogger(__name__)
+
+#: ``session.info`` keys: the callbacks waiting for a commit, and whether the session is followed.
+_AFTER_COMMIT = "after_commit_callbacks"
+_FOLLOWED = "after_commit_followed"
 
 
 class UnitOfWork:
@@ -101,3 +113,31 @@ class UnitOfWork:
         """Roll back anything left and release the connection."""
         if self._session is not None:
             self._session.close()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the session's current transaction has committed (the job's
+        end, or a step's); drop it if that transaction rolls back. A callback that raises is
+        logged, never raised: the commit is done (what the callback did not do, a sweep must)."""
+        session = self.session
+        if not session.info.get(_FOLLOWED):
+            session.info[_FOLLOWED] = True
+            sa.event.listen(session, "after_commit", _run_callbacks)
+            sa.event.listen(session, "after_rollback", _drop_callbacks)
+        session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def _run_callbacks(session: orm.Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: the transaction is not durable yet
+    for callback in session.info.pop(_AFTER_COMMIT, []):
+        try:
+            callback()
+        except Exception:  # the commit is done: a failed callback must not fail the job
+            logger.exception(
+                "an after-commit action failed", extra={"action": "after_commit_failed"}
+            )
+
+
+def _drop_callbacks(session: orm.Session) -> None:
+    if not session.in_nested_transaction():
+        session.info.pop(_AFTER_COMMIT, None)

@@ -55,9 +55,17 @@ from worker.domain.models.job import OutcomeStatus, TaskResult
 from worker.domain.models.job_status import JobKind, JobState, JobStatus
 from worker.domain.models.mail import DeliveryStatus, MailDelivery
 from worker.domain.models.scheduler import SchedulerTick, TickOutcome
+from worker.domain.models.trace import (
+    FINAL_TRACE_STATUSES,
+    QueueMonitorAlert,
+    TraceAppConfig,
+    TraceDelivery,
+    TraceDeliveryStatus,
+)
 from worker.domain.models.upload import UploadFile
 
 __all__ = [
+    "FINAL_TRACE_STATUSES",
     "UNFINISHED_INDEXING_STATUSES",
     "Account",
     "AccountStatus",
@@ -101,6 +109,7 @@ __all__ = [
     "MessageAnnotation",
     "OutcomeStatus",
     "ProcessRuleMode",
+    "QueueMonitorAlert",
     "SchedulerTick",
     "SegmentStatus",
     "SegmentType",
@@ -111,5 +120,8 @@ __all__ = [
     "TenantPluginAutoUpgradeStrategy",
     "TenantStatus",
     "TickOutcome",
+    "TraceAppConfig",
+    "TraceDelivery",
+    "TraceDeliveryStatus",
     "UploadFile",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -41,6 +42,8 @@ class App(Base):
     created_at: Mapped[datetime] = created_at()
     updated_by: Mapped[uuid.UUID | None] = mapped_column()
     updated_at: Mapped[datetime] = updated_at()
+    #: Dify's tracing switch, ``{"enabled": bool, "tracing_provider": "langfuse"}``.
+    tracing: Mapped[dict[str, Any] | None] = mapped_column()
 
 
 class MessageAnnotation(Base):
