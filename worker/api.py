@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from typing import Any
 
 from sqlalchemy import orm
 
 from worker import db, runtime
-from worker.domain import retrieval, uploads
+from worker.domain import ops_trace, retrieval, uploads
 from worker.domain.models import CreatorUserRole, Document, DocumentCreatedFrom, UploadFile
 from worker.domain.retrieval import RetrievalModel, RetrievedSegment, SearchMethod
 
@@ -33,7 +35,9 @@ __all__ = [
     "SearchMethod",
     "create_document",
     "data_source_info",
+    "delete_app",
     "search",
+    "trace",
     "upload_file",
 ]
 
@@ -111,6 +115,55 @@ def create_document(
             scoped, dataset_id=dataset_id, upload=upload, created_by=created_by, name=name,
             process_rule_id=process_rule_id, created_from=created_from,
         )  # fmt: skip
+
+
+def trace(
+    app_id: uuid.UUID | str,
+    trace_info_type: str,
+    trace_info: Mapping[str, Any],
+    *,
+    session: orm.Session | None = None,
+) -> str | None:
+    """Write an ops-trace payload (``ops_trace/{app_id}/{file_id}.json``) and defer
+    ``process_trace_tasks`` for it, in the caller's transaction (a rollback deletes the file);
+    return the file id, or ``None`` when the app has tracing off (nothing written).
+
+    Raises
+    ------
+    worker.domain.ops_trace.InvalidTraceFile
+        ``app_id`` is not a UUID.
+    worker.domain.ops_trace.InvalidPayload
+        An unknown ``trace_info_type`` (Dify's ``MessageTraceInfo``, ``WorkflowTraceInfo``,
+        ...), or ``trace_info`` that is not JSON.
+    """
+    from worker.tasks.ops_trace import process_trace_tasks
+
+    app = ops_trace.FileInfo.parse({"file_id": "new", "app_id": str(app_id)}).app_id
+    storage = runtime.current().pipeline.storage
+    with _session(session) as scoped:
+        if not ops_trace.provider.tracing_enabled(scoped, app):
+            return None
+        info = ops_trace.payload.write(
+            scoped, storage, app_id=app, trace_info_type=trace_info_type, trace_info=trace_info
+        )
+        process_trace_tasks.apply_async(
+            args=[{"file_id": info.file_id, "app_id": str(app)}], session=scoped
+        )
+    return info.file_id
+
+
+def delete_app(app_id: uuid.UUID | str, *, session: orm.Session | None = None) -> bool:
+    """Delete an app and defer ``remove_app_and_related_data_task`` in the same transaction:
+    both commit or neither does. ``False`` (nothing deferred) when the app does not exist.
+
+    The app's small configuration rows, annotations and dataset joins cascade with it; the job
+    deletes the rest in batches (conversations, messages, workflow runs, end users, annotation
+    vectors, message files).
+    """
+    from worker.tasks import app_deletion
+
+    with _session(session) as scoped:
+        return app_deletion.delete_app(scoped, str(app_id))
 
 
 def _session(session: orm.Session | None) -> AbstractContextManager[orm.Session]:

@@ -14,6 +14,7 @@ from worker.tasks.annotation import (
     enable_annotation_reply_task,
     update_annotation_to_index_task,
 )
+from worker.tasks.app_deletion import delete_account_task, remove_app_and_related_data_task
 from worker.tasks.cleanup import (
     batch_clean_document_task,
     clean_dataset_task,
@@ -51,6 +52,7 @@ from worker.tasks.mail import (
 )
 from worker.tasks.mail_enterprise import send_enterprise_email_task, send_inner_email_task
 from worker.tasks.maintenance import recover_stuck_documents_task
+from worker.tasks.ops_trace import process_trace_tasks, sweep_trace_payloads_task
 from worker.tasks.plugins import (
     check_upgradable_plugin_task,
     process_tenant_plugin_autoupgrade_check_task,
@@ -76,6 +78,7 @@ __all__ = [
     "clean_document_task",
     "clean_notion_document_task",
     "deal_dataset_vector_index_task",
+    "delete_account_task",
     "delete_annotation_index_task",
     "delete_segment_from_index_task",
     "disable_annotation_reply_task",
@@ -91,9 +94,11 @@ __all__ = [
     "normal_document_indexing_task",
     "priority_document_indexing_task",
     "process_tenant_plugin_autoupgrade_check_task",
+    "process_trace_tasks",
     "prune_finished_jobs_task",
     "recover_document_indexing_task",
     "recover_stuck_documents_task",
+    "remove_app_and_related_data_task",
     "remove_document_from_index_task",
     "retry_document_indexing_task",
     "send_account_deletion_verification_code",
@@ -109,6 +114,7 @@ __all__ = [
     "send_owner_transfer_confirm_task",
     "send_reset_password_mail_task",
     "send_reset_password_mail_task_when_account_not_exist",
+    "sweep_trace_payloads_task",
     "sync_website_document_indexing_task",
     "update_annotation_to_index_task",
 ]
