@@ -135,6 +135,12 @@ class Settings(BaseModel):
     max_lost_runs: int = Field(
         default=WORKER_MAX_LOST_RUNS, alias="WORKER_MAX_LOST_RUNS", ge=1, le=1000
     )
+    #: Jobs a worker process runs before it replaces itself (Celery's max_tasks_per_child).
+    max_jobs: int | None = Field(default=None, alias="WORKER_MAX_JOBS", ge=1, le=10_000_000)
+    #: Resident MiB after which a worker process replaces itself (max_memory_per_child).
+    max_memory_mb: int | None = Field(
+        default=None, alias="WORKER_MAX_MEMORY_MB", ge=1, le=16 * 1024 * 1024
+    )
 
     mail_type: MailType | None = Field(default=None, alias="MAIL_TYPE")
     mail_default_send_from: str | None = Field(default=None, alias="MAIL_DEFAULT_SEND_FROM")

@@ -8,6 +8,10 @@ jobs never look stalled) and the recovery sweep.
 SIGTERM/SIGINT stop fetching and let running jobs finish within ``shutdown_timeout``; then the
 process exits 0. The periodic scheduler (``worker.maintenance.scheduler``) runs beside the fetch
 loops and stops first, so that another process leads while this one drains.
+
+Recycling (``WORKER_MAX_JOBS``, ``WORKER_MAX_MEMORY_MB``, ``worker.jobs.recycling``) drains the
+same way; :func:`serve` then returns ``True`` and the caller replaces the process with a fresh one
+(or exits 0 under a supervisor, ``--no-respawn``). A SIGTERM meanwhile wins: no replacement.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NoReturn
 
 from worker import queues, runtime
 from worker.app import app
 from worker.config import Settings
+from worker.jobs import recycling
 from worker.jobs.runner import Runner, RunnerOptions
 from worker.maintenance import schedule
 from worker.maintenance.scheduler import Scheduler
@@ -51,6 +56,11 @@ class WorkerPlan:
     max_lost_runs: int
     #: Extra modules that define tasks, imported before the workers start.
     import_paths: Sequence[str] = ()
+    #: When the process replaces itself (``WORKER_MAX_JOBS``, ``WORKER_MAX_MEMORY_MB``).
+    recycle: recycling.RecyclePolicy = field(default_factory=recycling.RecyclePolicy)
+    #: The environment a recycled process is started again with; ``None``: exit 0 instead
+    #: (``--no-respawn``, under a supervisor).
+    respawn_environ: Mapping[str, str] | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -65,6 +75,9 @@ class WorkerPlan:
             recovery_interval=settings.recovery_interval,
             max_lost_runs=settings.max_lost_runs,
             import_paths=settings.import_paths,
+            recycle=recycling.RecyclePolicy(
+                max_jobs=settings.max_jobs, max_memory_mb=settings.max_memory_mb
+            ),
         )
 
     def runner_options(self) -> RunnerOptions:
@@ -75,6 +88,7 @@ class WorkerPlan:
             stalled_after=self.stalled_after,
             recovery_interval=self.recovery_interval,
             max_lost_runs=self.max_lost_runs,
+            recycle=self.recycle,
         )
 
     @property
@@ -93,8 +107,9 @@ def _default(name: str) -> int:
     return queues.DEFAULT_CONCURRENCY[name]
 
 
-async def serve(database_url: str, plan: WorkerPlan, settings: Settings) -> None:
-    """Run until SIGTERM/SIGINT, then drain and return."""
+async def serve(database_url: str, plan: WorkerPlan, settings: Settings) -> bool:
+    """Run until SIGTERM/SIGINT or a recycling limit, then drain; return whether the process
+    is to be replaced (a limit was reached and no signal asked it to stop)."""
     loop = asyncio.get_running_loop()
     # tasks run in the loop's default executor: a thread per concurrent job
     executor = ThreadPoolExecutor(max_workers=plan.total_concurrency, thread_name_prefix="task")
@@ -110,34 +125,48 @@ async def serve(database_url: str, plan: WorkerPlan, settings: Settings) -> None
     try:
         app.perform_import_paths()  # type: ignore[no-untyped-call]
         scheduler = _scheduler(database_url, settings)
-        await _run(Runner(database_url, plan.runner_options(), executor), plan, scheduler)
+        return await _run(Runner(database_url, plan.runner_options(), executor), plan, scheduler)
     finally:
         runtime.teardown()
 
 
-async def _run(runner: Runner, plan: WorkerPlan, scheduler: Scheduler | None = None) -> None:
+async def _run(runner: Runner, plan: WorkerPlan, scheduler: Scheduler | None = None) -> bool:
     loop = asyncio.get_running_loop()
+    signalled = asyncio.Event()
+
+    def on_signal() -> None:
+        signalled.set()
+        runner.stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, runner.stop)
+        loop.add_signal_handler(sig, on_signal)
     try:
-        await _run_until_stopped(runner, plan, scheduler)
+        await _run_until_stopped(runner, plan, scheduler, signalled)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+    return runner.recycler.reason is not None and not signalled.is_set()
 
 
 async def _run_until_stopped(
-    runner: Runner, plan: WorkerPlan, scheduler: Scheduler | None = None
+    runner: Runner,
+    plan: WorkerPlan,
+    scheduler: Scheduler | None = None,
+    signalled: asyncio.Event | None = None,
 ) -> None:
     serving = asyncio.create_task(runner.run(), name="runner")
     if scheduler is not None:
         scheduler.start()
     logger.info(
-        "worker started on %s, queues %s",
+        "worker started on %s, queues %s%s",
         runtime.current().database,
         ", ".join(f"{name}={n}" for name, n in plan.concurrency.items()),
+        _recycling_limits(plan.recycle),
         extra={"action": "worker_start"},
     )
+    warning = runner.recycler.start_warning()
+    if warning:
+        logger.warning(warning, extra={"action": "worker_recycle_limit_low"})
     failed = True
     try:
         await serving
@@ -153,19 +182,24 @@ async def _run_until_stopped(
             await scheduler.stop()  # leadership released before the drain: a standby fires
         logger.info("draining running jobs", extra={"action": "worker_drain"})
         if not await runner.drain(plan.shutdown_timeout + SHUTDOWN_GRACE):
-            _abandon_running_jobs(runner.running, exit_code=1 if failed else 0)
+            recycle = runner.recycler.reason is not None and not (signalled and signalled.is_set())
+            respawn = plan.respawn_environ if recycle and not failed else None
+            _abandon_running_jobs(runner.running, exit_code=1 if failed else 0, respawn=respawn)
         await runner.close()
     logger.info("worker stopped", extra={"action": "worker_stop"})
 
 
-def _abandon_running_jobs(count: int, *, exit_code: int) -> NoReturn:
+def _abandon_running_jobs(
+    count: int, *, exit_code: int, respawn: Mapping[str, str] | None = None
+) -> NoReturn:
     """Exit now, leaving jobs that outlived the shutdown timeout to the recovery sweep.
 
     Sync tasks cannot be interrupted mid-step, and the interpreter would wait for their threads
     at exit. Leaving is as safe as a SIGKILL: their transactions roll back, their heartbeat
     stops, and another worker re-queues them after ``WORKER_STALLED_AFTER``; they resume by
     their rows' state. ``exit_code`` is 0 after a requested stop, 1 after a failure (so that a
-    supervisor restarts the process).
+    supervisor restarts the process). A recycling process is replaced with a fresh one
+    (``respawn``: its environment) instead of exiting.
     """
     logger.warning(
         "%d job(s) still running after the shutdown timeout: exiting without them; "
@@ -173,5 +207,17 @@ def _abandon_running_jobs(count: int, *, exit_code: int) -> NoReturn:
         count,
         extra={"action": "worker_abandon_jobs"},
     )
+    if respawn is not None:
+        recycling.respawn(respawn)
     logging.shutdown()
     os._exit(exit_code)
+
+
+def _recycling_limits(policy: recycling.RecyclePolicy) -> str:
+    """The start-up line's tail: when this process replaces itself, if ever."""
+    limits = []
+    if policy.max_jobs is not None:
+        limits.append(f"{policy.max_jobs} jobs")
+    if policy.max_memory_mb is not None:
+        limits.append(f"{policy.max_memory_mb} MiB resident")
+    return f"; recycled after {' or '.join(limits)}" if limits else ""

@@ -17,7 +17,7 @@ from worker.app import app
 from worker.cli import schedule
 from worker.cli.errors import CommandError, reaching
 from worker.config import Settings
-from worker.jobs import admin
+from worker.jobs import admin, recycling
 
 T = TypeVar("T")
 
@@ -79,7 +79,9 @@ def add_commands(commands: Any) -> None:
     schedule.add_prune_command(actions)
 
     stats = commands.add_parser(
-        "queues", help="per queue: jobs by status and age of the oldest waiting job"
+        "queues",
+        help="per queue: jobs by status and age of the oldest waiting job; then each live "
+        "worker's jobs run and memory",
     )
     stats.set_defaults(handler=cmd_queues)
 
@@ -174,13 +176,31 @@ def cmd_jobs_cancel(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_queues(args: argparse.Namespace, settings: Settings) -> int:
     with _session(settings) as session:
         stats = admin.queue_stats(session, list(queues.ALL_QUEUES))
+        workers = recycling.worker_usage(session, settings.stalled_after)
     columns = ("todo", "doing", "succeeded", "failed", "cancelled", "aborted")
     print(f"{'QUEUE':<18}" + "".join(f"{c:>10}" for c in columns) + "  OLDEST WAITING")
     for queue in stats:
         oldest = "-" if queue.oldest_waiting is None else f"{queue.oldest_waiting:.0f}s"
         counts = "".join(f"{queue.counts.get(c, 0):>10}" for c in columns)
         print(f"{queue.queue:<18}{counts}  {oldest}")
+    _print_workers(workers)
     return 0
+
+
+def _print_workers(workers: list[Any]) -> None:
+    """Live workers: jobs run and resident memory of each, against its recycling limits."""
+    if not workers:
+        return
+    print()
+    print(f"{'WORKER':<8}{'PID':>8}  {'HOST':<20}{'JOBS RUN':>12}{'MEMORY MiB':>14}  BEAT  QUEUES")
+    for w in workers:
+        jobs = f"{w.jobs_run}" + (f"/{w.max_jobs}" if w.max_jobs else "")
+        rss = "-" if w.rss_bytes is None else f"{w.rss_bytes / recycling.MIB:.0f}"
+        memory = rss + (f"/{w.max_memory_mb}" if w.max_memory_mb else "")
+        host = (w.hostname or "-")[:19]
+        beat = f"{float(w.heartbeat_age):.0f}s"
+        served = ",".join(w.queues or ()) or "-"
+        print(f"{w.id:<8}{w.pid or '-':>8}  {host:<20}{jobs:>12}{memory:>14}  {beat:>4}  {served}")
 
 
 def _seconds(value: str) -> float:

@@ -1,10 +1,19 @@
-"""``manage.py worker``: every queue (or ``--queues``) served by one process."""
+"""``manage.py worker``: every queue (or ``--queues``) served by one process.
+
+With ``--max-jobs``/``--max-memory`` (``WORKER_MAX_JOBS``/``WORKER_MAX_MEMORY_MB``) the process
+drains and replaces itself with a fresh one once a limit is reached (``worker.jobs.recycling``),
+inside the embedded server's attachment: the server keeps running across the replacement.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import logging
+import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -12,7 +21,10 @@ import psycopg
 from worker import queues, runtime, schema
 from worker.cli.errors import CommandError, reaching
 from worker.config import Settings, parse_concurrency
+from worker.jobs import recycling
 from worker.server import WorkerPlan, WorkerStopped, serve
+
+logger = logging.getLogger(__name__)
 
 
 def add_commands(commands: Any) -> None:
@@ -38,16 +50,38 @@ def add_commands(commands: Any) -> None:
         action="store_true",
         help="do not run the periodic scheduler in this process (default from WORKER_SCHEDULER)",
     )
+    for option, metavar, when in (
+        ("--max-jobs", "N", "after it ran N jobs (default from WORKER_MAX_JOBS; off)"),
+        ("--max-memory", "MB", "once a job leaves it over MB MiB resident (default from "
+         "WORKER_MAX_MEMORY_MB; off)"),
+    ):  # fmt: skip
+        worker.add_argument(
+            option,
+            type=_positive(option),
+            default=None,
+            metavar=metavar,
+            help=f"replace the process with a fresh one {when}",
+        )
+    worker.add_argument(
+        "--no-respawn",
+        action="store_true",
+        help="when a recycling limit is reached, exit 0 (for a supervisor to restart the "
+        "process) instead of replacing it in place",
+    )
     worker.set_defaults(handler=cmd_worker)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    environ = dict(os.environ)  # what a recycled process starts again with
     if args.no_scheduler:
         settings = settings.model_copy(update={"scheduler": False})
+    limits = {"max_jobs": args.max_jobs, "max_memory_mb": args.max_memory}
+    settings = settings.model_copy(update={k: v for k, v in limits.items() if v is not None})
     overrides = dict(settings.concurrency)
     for item in args.concurrency:
         overrides.update(item)
     plan = WorkerPlan.build(settings, queues=args.queues or queues.ALL_QUEUES, overrides=overrides)
+    plan = dataclasses.replace(plan, respawn_environ=None if args.no_respawn else environ)
     with runtime.database_url(settings) as url:
         state = _schema_state(url, settings.db_connect_timeout)
         if not state.at_head:
@@ -56,9 +90,17 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
                 "run `manage.py migrate` first"
             )
         try:
-            asyncio.run(serve(url, plan, settings))
+            recycle = asyncio.run(serve(url, plan, settings))
         except WorkerStopped as exc:
             raise CommandError(f"{exc}; see the log above") from exc
+        if recycle and plan.respawn_environ is not None:
+            # still attached to the embedded server (same pid after exec): it keeps running
+            recycling.respawn(plan.respawn_environ)
+        if recycle:
+            logger.info(
+                "recycled: exiting 0 for the supervisor to start a fresh process (--no-respawn)",
+                extra={"action": "worker_recycle_exit"},
+            )
     return 0
 
 
@@ -99,6 +141,15 @@ def _queue_list(value: str) -> tuple[str, ...]:
             f"known: {', '.join(queues.ALL_QUEUES)}"
         )
     return names
+
+
+def _positive(option: str) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        if not value.strip().isdigit() or int(value) < 1:
+            raise argparse.ArgumentTypeError(f"{option} expects a whole number >= 1, got {value!r}")
+        return int(value)
+
+    return parse
 
 
 def _concurrency(value: str) -> dict[str, int]:

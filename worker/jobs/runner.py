@@ -13,6 +13,10 @@ Beside the fetch loops run:
   dead) is registered again;
 - the recovery sweep (``worker.recovery``), which takes running jobs away from dead workers.
 
+Recycling (``worker.jobs.recycling``): the fetch loops take no more than ``WORKER_MAX_JOBS``
+jobs, and once that many were taken, or a job leaves the process over ``WORKER_MAX_MEMORY_MB``,
+the runner stops fetching as on SIGTERM; the heartbeat writes the job count and memory.
+
 A job that was lost with a dead worker is *suspected* of killing it: it runs alone in its process
 (no other job runs there meanwhile), so that a later loss can be blamed on it with certainty. An
 idle process takes such jobs first; a busy one takes one after it waited ``suspect_wait`` seconds,
@@ -35,13 +39,13 @@ import logging
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 import psycopg.sql
 
 from worker import db, recovery
-from worker.jobs import execution, pinned, state
+from worker.jobs import execution, pinned, recycling, state
 from worker.jobs.completer import Completer
 from worker.jobs.links import KEEPALIVES, Link
 
@@ -76,6 +80,8 @@ class RunnerOptions:
     poll_interval: float = POLL_INTERVAL
     listen: bool = True
     recover: bool = True
+    #: When the process replaces itself (off by default).
+    recycle: recycling.RecyclePolicy = field(default_factory=recycling.RecyclePolicy)
 
     @property
     def suspect_wait(self) -> float:
@@ -123,6 +129,8 @@ class Runner:
         # worker (which could not beat meanwhile) for dead
         self._stable_since = time.monotonic()
         self._recovery_executor = ThreadPoolExecutor(1, thread_name_prefix="recovery")
+        # recycling: counts jobs, watches memory, stops fetching once a limit is reached
+        self.recycler = recycling.Recycler(options.recycle, on_due=self.stop)
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -215,7 +223,17 @@ class Runner:
         rows = await self._beat_link.query("register_worker")
         worker_id = rows[0]["id"]
         assert isinstance(worker_id, int)
+        await self._report_usage(worker_id)
         return worker_id
+
+    async def _report_usage(self, worker_id: int) -> None:
+        """Write the process's pid, queues, job count and memory on its worker row."""
+        await self._beat_link.query(
+            "report_worker_usage",
+            worker_id=worker_id,
+            **recycling.identity(self.queues),
+            **self.recycler.usage(),
+        )
 
     # -- fetching and running --------------------------------------------------------------
 
@@ -231,8 +249,16 @@ class Runner:
                 # a busy queue: let more slots free up so that one fetch fills several
                 await asyncio.sleep(FETCH_GATHER)
                 free = concurrency - self._busy[queue]
+            free = self.recycler.reserve(free)  # never past WORKER_MAX_JOBS
+            if free <= 0:
+                self._slot_freed[queue].clear()
+                await self._slot_freed[queue].wait()
+                continue
             self._wake[queue].clear()
             runs = await self._fetch([queue], free)
+            if self.recycler.settle(free, len(runs or ())):
+                for event in self._slot_freed.values():
+                    event.set()  # reserved slots given back: another queue may take them
             if runs is None:
                 await self._pause_after_failure()
                 continue
@@ -313,6 +339,7 @@ class Runner:
                 self._wake_all()  # its lock is free: a job waiting for it may start now
         finally:
             self._executing -= 1
+            self.recycler.job_ended()
 
     def _ended(self, batch: list[state.Ending]) -> None:
         """Ends were written: wake the fetch loops if a lock was released or a retry is due."""
@@ -421,6 +448,9 @@ class Runner:
                 old, self.worker_id,
                 extra={"action": "worker_registered_again", "worker_id": self.worker_id},
             )  # fmt: skip
+        else:
+            self.recycler.check()  # a long job may grow past the memory limit
+            await self._report_usage(self.worker_id)
         self._db_ok()
         await self._release_orphans()
 

@@ -1,0 +1,224 @@
+"""Worker recycling with a real worker subprocess: ``--max-jobs`` and ``--max-memory`` drain the
+process and replace it in place (same pid after exec), every job running exactly once."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests import leak_tasks, sample_tasks
+from tests.acceptance.workers import FAST_TIMINGS, WorkerProcess, tenants, wait_until
+from tests.conftest import Manage
+from worker import db, runtime
+
+pytestmark = pytest.mark.slow
+
+IMPORTS = {"WORKER_IMPORT_PATHS": f"{FAST_TIMINGS['WORKER_IMPORT_PATHS']},tests.leak_tasks"}
+#: What each job of the memory test leaks.
+LEAK_MIB = 16
+MIB = 1024 * 1024
+RECYCLE_LINE = "replacing this worker process with a fresh one"
+
+
+@pytest.fixture(autouse=True)
+def task_layer(database_url: str) -> Iterator[None]:
+    runtime.setup(database_url)
+    yield
+    runtime.teardown()
+
+
+def defer_leaks(count: int, mib: int) -> list[int]:
+    """``count`` jobs of ``tests.leak``, committed together."""
+    with db.session_scope():
+        return [leak_tasks.leak.delay(n, mib=mib).id for n in range(count)]
+
+
+def rows(query: str) -> list[Any]:
+    """The rows of ``query``, read in a transaction of their own."""
+    with db.session_scope(new=True) as session:
+        return list(session.execute(sa.text(query)).all())
+
+
+def effects() -> list[Any]:
+    """Each job's tenant: its number's name, the lifetime that ran it and its resident size."""
+    return rows(
+        "SELECT name, custom_config->>'lifetime' AS lifetime, "
+        "(custom_config->>'rss')::bigint AS rss, (custom_config->>'pid')::int AS pid "
+        "FROM tenants WHERE name LIKE 'leak-%'"
+    )
+
+
+def job_rows() -> list[Any]:
+    return rows(
+        "SELECT status, attempts, lost_runs, interrupted_runs, runs "
+        "FROM procrastinate_jobs WHERE task_name = 'tests.leak'"
+    )
+
+
+def succeeded(expected: int) -> bool:
+    return sum(row.status == "succeeded" for row in job_rows()) == expected
+
+
+def assert_each_job_ran_exactly_once(count: int) -> None:
+    names = collections.Counter(row.name for row in effects())
+    assert names == {f"leak-{n}": 1 for n in range(count)}, "a job's effect is missing or twice"
+    rows = job_rows()
+    assert len(rows) == count
+    assert {(r.status, r.attempts, r.lost_runs, r.interrupted_runs, r.runs) for r in rows} == {
+        ("succeeded", 1, 0, 0, 1)
+    }, "every job ran once: none lost with its process, none re-queued by a stall sweep"
+
+
+def worker_rows() -> list[Any]:
+    return rows("SELECT pid, queues, jobs_run, rss_bytes FROM procrastinate_workers")
+
+
+def test_max_jobs_50_recycles_200_jobs_in_place_and_runs_each_exactly_once(
+    database_url: str, workers: list[WorkerProcess], manage: Manage
+) -> None:
+    worker = WorkerProcess(
+        database_url, "--queues", "default", "--concurrency", "default=4", "--max-jobs", "50",
+        env=IMPORTS,
+    )  # fmt: skip
+    workers.append(worker)
+    pid = worker.process.pid
+
+    defer_leaks(200, mib=0)
+    wait_until(lambda: succeeded(200), timeout=180, message="the 200 jobs did not all succeed")
+    recycles = worker.output().count("it took its 50 jobs (WORKER_MAX_JOBS=50)")
+    wait_until(
+        lambda: worker.output().count("worker started on") == recycles + 1,
+        message="the last recycle did not start a fresh process",
+    )
+
+    log = worker.output()
+    assert 3 <= recycles <= 4, log
+    assert log.count(RECYCLE_LINE) == recycles
+    assert_each_job_ran_exactly_once(200)
+    per_lifetime = collections.Counter(row.lifetime for row in effects())
+    assert len(per_lifetime) >= 4
+    assert max(per_lifetime.values()) <= 50, "a process never runs more than --max-jobs jobs"
+    assert "stalled" not in log and "re-queued" not in log
+    # the same process (pid kept through exec) serves the same queue, as the same command
+    starts = [line for line in log.splitlines() if "worker started on" in line]
+    assert len(starts) == recycles + 1
+    assert all("queues default=4; recycled after 50 jobs" in line for line in starts), starts
+    wait_until(lambda: len(worker_rows()) == 1, message="the old worker rows were not removed")
+    [row] = worker_rows()
+    assert (row.pid, row.queues) == (pid, ["default"])
+    assert row.jobs_run == 200 - 50 * recycles
+
+    shown = manage("queues", env={"DATABASE_URL": database_url})
+    assert shown.returncode == 0, shown.stderr
+    line = next(line for line in shown.stdout.splitlines() if f" {pid} " in line)
+    assert f"{row.jobs_run}/50" in line and line.rstrip().endswith("default"), shown.stdout
+
+    assert worker.process.poll() is None and worker.process.pid == pid
+    assert worker.stop() == 0
+
+
+def test_a_leaking_task_recycles_the_worker_before_it_is_over_the_limit_by_more_than_one_job(
+    database_url: str, workers: list[WorkerProcess]
+) -> None:
+    # this machine's resident size of an idle worker, written on its row when it registers
+    probe = WorkerProcess(database_url, "--queues", "default", env=IMPORTS)
+    workers.append(probe)
+    wait_until(lambda: any(r.rss_bytes for r in worker_rows()), message="no rss on the row")
+    baseline = max(r.rss_bytes for r in worker_rows())
+    assert probe.stop() == 0
+    limit_mib = baseline // MIB + 6 * LEAK_MIB
+    worker = WorkerProcess(
+        database_url, "--queues", "default", "--concurrency", "default=1",
+        "--max-memory", str(limit_mib), env=IMPORTS,
+    )  # fmt: skip
+    workers.append(worker)
+
+    defer_leaks(20, mib=LEAK_MIB)
+    wait_until(lambda: succeeded(20), timeout=180, message="the 20 jobs did not all succeed")
+
+    log = worker.output()
+    assert_each_job_ran_exactly_once(20)
+    rows = effects()
+    lifetimes = {row.lifetime for row in rows}
+    assert len(lifetimes) >= 2, log
+    assert log.count(RECYCLE_LINE) >= len(lifetimes) - 1
+    assert {row.pid for row in rows} == {worker.process.pid}
+    # the largest resident size any job saw: past the limit by one job's allocation at most
+    # (plus 4 MiB of the job's own session and row)
+    peak = max(row.rss for row in rows)
+    assert peak <= (limit_mib + LEAK_MIB + 4) * MIB, (peak / MIB, limit_mib, log)
+    triggers = [
+        float(size)
+        for size in re.findall(r"resident memory is (\d+) MiB, over WORKER_MAX_MEMORY_MB=", log)
+    ]
+    assert triggers and all(limit_mib < size <= limit_mib + LEAK_MIB + 4 for size in triggers)
+    assert "stalled" not in log and "re-queued" not in log
+    assert worker.stop() == 0
+
+
+def test_no_respawn_exits_0_after_draining_for_a_supervisor(
+    database_url: str, workers: list[WorkerProcess]
+) -> None:
+    worker = WorkerProcess(
+        database_url, "--queues", "default", "--max-jobs", "3", "--no-respawn", env=IMPORTS
+    )
+    workers.append(worker)
+
+    defer_leaks(5, mib=0)
+
+    assert worker.process.wait(timeout=60) == 0
+    log = worker.output()
+    assert "exiting 0 for the supervisor" in log
+    assert RECYCLE_LINE not in log
+    assert succeeded(3) and len(effects()) == 3
+    assert worker_rows() == [], "the drained worker unregistered"
+
+
+def test_a_sigterm_during_a_recycle_drain_stops_the_worker_for_good(
+    database_url: str, workers: list[WorkerProcess]
+) -> None:
+    worker = WorkerProcess(
+        database_url, "--queues", "dataset", "--max-jobs", "1",
+        env={**IMPORTS, "WORKER_SHUTDOWN_TIMEOUT": "30"},
+    )  # fmt: skip
+    workers.append(worker)
+
+    result = sample_tasks.slow_tenant.delay("slow", seconds=2.0)
+    worker.wait_for_log("it took its 1 jobs")
+
+    assert worker.stop() == 0
+    assert RECYCLE_LINE not in worker.output()
+    assert "worker stopped" in worker.output()
+    assert result.get(timeout=1) == "slow" and tenants("slow") == 1
+
+
+def test_the_embedded_server_keeps_running_across_a_recycle(
+    manage: Manage, tmp_path: Any, workers: list[WorkerProcess]
+) -> None:
+    from worker.embedded import EmbeddedPostgres
+
+    env = {"WORKER_DATA_DIR": str(tmp_path / "data"), **IMPORTS}
+    assert manage("migrate", env=env).returncode == 0
+    embedded = EmbeddedPostgres(tmp_path / "data")
+    worker = WorkerProcess("", "--queues", "default", "--max-jobs", "2", env=env)
+    workers.append(worker)
+    server_pid = embedded.status().pid
+    assert server_pid is not None
+
+    for n in range(4):
+        deferred = manage("defer", "tests.leak", "--json", f'{{"n": {n}, "mib": 0}}', env=env)
+        assert deferred.returncode == 0, deferred.stderr
+    wait_until(lambda: worker.output().count("worker started on") == 3, timeout=120)
+
+    status = embedded.status()
+    assert status.running and status.pid == server_pid, "the server was stopped and started"
+    assert worker.process.pid in status.attached_pids
+    assert worker.stop() == 0
+    assert not embedded.status().running, "the last user still stops it when it ends"
+    assert os.path.isdir(tmp_path / "data")
