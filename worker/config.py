@@ -211,6 +211,10 @@ class Settings(BaseModel):
     plugin_max_package_size: int = Field(
         default=PLUGIN_MAX_PACKAGE_SIZE, alias="PLUGIN_MAX_PACKAGE_SIZE", ge=1
     )
+    #: Dify's billing service: account deletion goes through it when enabled.
+    billing_enabled: bool = Field(default=False, alias="BILLING_ENABLED")
+    billing_api_url: str | None = Field(default=None, alias="BILLING_API_URL")
+    billing_api_secret_key: SecretStr | None = Field(default=None, alias="BILLING_API_SECRET_KEY")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Self:
@@ -315,6 +319,7 @@ class Settings(BaseModel):
         "website_crawl_base_url",
         "plugin_daemon_url",
         "marketplace_api_url",
+        "billing_api_url",
     )
     @classmethod
     def _check_http_url(cls, value: str | None) -> str | None:
@@ -358,6 +363,8 @@ class Settings(BaseModel):
                 "WORKER_STALLED_AFTER must be at least 3 x WORKER_HEARTBEAT_INTERVAL, "
                 "or live workers look dead"
             )
+        if self.billing_enabled and not (self.billing_api_url and self.billing_api_secret_key):
+            problems.append("BILLING_ENABLED=true needs BILLING_API_URL and BILLING_API_SECRET_KEY")
         if self.smtp_opportunistic_tls and not self.smtp_use_tls:
             problems.append("SMTP_OPPORTUNISTIC_TLS=true needs SMTP_USE_TLS=true")
         if self.mail_type is None:

@@ -151,9 +151,10 @@ def cmd_jobs_show(args: argparse.Namespace, settings: Settings) -> int:
         "blamed_runs", "interrupted_runs", "runs", "priority", "lock",
         "queueing_lock", "args", "scheduled_at", "deferred_at", "last_started_at",
         "started_at", "finished_at", "ended_at", "duration", "result", "error", "worker_id",
+        "progress",
     ):  # fmt: skip
         value = details[key]
-        if key in ("args", "result"):
+        if key in ("args", "result", "progress"):
             value = json.dumps(value, ensure_ascii=False, default=str)
         print(f"{key:<16} {'-' if value is None else value}")
     return 0

@@ -14,6 +14,7 @@ from worker.tasks.annotation import (
     enable_annotation_reply_task,
     update_annotation_to_index_task,
 )
+from worker.tasks.app_deletion import delete_account_task, remove_app_and_related_data_task
 from worker.tasks.cleanup import (
     batch_clean_document_task,
     clean_dataset_task,
@@ -77,6 +78,7 @@ __all__ = [
     "clean_document_task",
     "clean_notion_document_task",
     "deal_dataset_vector_index_task",
+    "delete_account_task",
     "delete_annotation_index_task",
     "delete_segment_from_index_task",
     "disable_annotation_reply_task",
@@ -91,11 +93,12 @@ __all__ = [
     "enable_segments_to_index_task",
     "normal_document_indexing_task",
     "priority_document_indexing_task",
-    "process_trace_tasks",
     "process_tenant_plugin_autoupgrade_check_task",
+    "process_trace_tasks",
     "prune_finished_jobs_task",
     "recover_document_indexing_task",
     "recover_stuck_documents_task",
+    "remove_app_and_related_data_task",
     "remove_document_from_index_task",
     "retry_document_indexing_task",
     "send_account_deletion_verification_code",

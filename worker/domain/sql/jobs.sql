@@ -13,12 +13,13 @@ SELECT j.id, j.queue_name, j.task_name, j.status, j.attempts, j.scheduled_at,
 -- show_job --
 -- One job with its arguments, outcome, runs and timings: started = when its last run was
 -- fetched, finished = when its last run's transaction ended (the outcome's clock), else the
--- end event of procrastinate (a statement of its own).
+-- end event of procrastinate (a statement of its own); how far a long job got (its progress).
 SELECT j.id, j.queue_name, j.task_name, j.status, j.attempts, j.priority, j.lock,
        j.queueing_lock, j.args, j.scheduled_at, j.worker_id, j.runs, j.lost_runs,
        j.blamed_runs, j.interrupted_runs,
        r.status AS outcome, r.result, r.error, r.attempt AS outcome_attempt,
        r.started_at, r.finished_at, r.duration,
+       p.progress,
        (SELECT min(at) FROM procrastinate_events WHERE job_id = j.id AND type = 'deferred')
            AS deferred_at,
        coalesce(j.run_started_at,
@@ -29,6 +30,7 @@ SELECT j.id, j.queue_name, j.task_name, j.status, j.attempts, j.priority, j.lock
            AS ended_at
   FROM procrastinate_jobs AS j
   LEFT JOIN task_results AS r ON r.job_id = j.id
+  LEFT JOIN job_progress AS p ON p.job_id = j.id
  WHERE j.id = :id
 
 -- queue_stats --
