@@ -75,6 +75,18 @@ MARKETPLACE_API_URL = "https://marketplace.dify.ai"
 #: Largest plugin package downloaded from the marketplace, in bytes (Dify's 15 MiB).
 PLUGIN_MAX_PACKAGE_SIZE = 15 * 1024 * 1024
 
+#: Days between two runs of Dify's daily maintenance (``CELERY_BEAT_SCHEDULER_TIME``).
+CELERY_BEAT_SCHEDULER_TIME = 1
+#: Days unused after which datasets' documents are disabled (every workspace) and cached
+#: embeddings deleted.
+PLAN_SANDBOX_CLEAN_DAY_SETTING = 30
+#: Days unused after which a sandbox workspace's datasets are disabled (billing only).
+PLAN_PRO_CLEAN_DAY_SETTING = 7
+#: Minutes between two checks of the queue monitor.
+QUEUE_MONITOR_INTERVAL = 30
+#: Waiting jobs of a queue from which the queue monitor alerts.
+QUEUE_MONITOR_THRESHOLD = 200
+
 #: Units of durations: ``90``, ``90s``, ``15m``, ``12h``, ``7d``.
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -211,6 +223,33 @@ class Settings(BaseModel):
     plugin_max_package_size: int = Field(
         default=PLUGIN_MAX_PACKAGE_SIZE, alias="PLUGIN_MAX_PACKAGE_SIZE", ge=1
     )
+    clean_embedding_cache: bool = Field(default=False, alias="ENABLE_CLEAN_EMBEDDING_CACHE_TASK")
+    clean_unused_datasets: bool = Field(default=False, alias="ENABLE_CLEAN_UNUSED_DATASETS_TASK")
+    clean_document_notify: bool = Field(
+        default=False, alias="ENABLE_MAIL_CLEAN_DOCUMENT_NOTIFY_TASK"
+    )
+    queue_monitor: bool = Field(default=False, alias="ENABLE_DATASETS_QUEUE_MONITOR")
+    beat_scheduler_days: int = Field(
+        default=CELERY_BEAT_SCHEDULER_TIME, alias="CELERY_BEAT_SCHEDULER_TIME", ge=1, le=365
+    )
+    plan_sandbox_clean_days: int = Field(
+        default=PLAN_SANDBOX_CLEAN_DAY_SETTING,
+        alias="PLAN_SANDBOX_CLEAN_DAY_SETTING",
+        ge=1,
+        le=3650,
+    )
+    plan_pro_clean_days: int = Field(
+        default=PLAN_PRO_CLEAN_DAY_SETTING, alias="PLAN_PRO_CLEAN_DAY_SETTING", ge=1, le=3650
+    )
+    queue_monitor_interval: int = Field(
+        default=QUEUE_MONITOR_INTERVAL, alias="QUEUE_MONITOR_INTERVAL", ge=1, le=1440
+    )
+    queue_monitor_threshold: int = Field(
+        default=QUEUE_MONITOR_THRESHOLD, alias="QUEUE_MONITOR_THRESHOLD", ge=1, le=100_000_000
+    )
+    queue_monitor_alert_emails: tuple[str, ...] = Field(
+        default=(), alias="QUEUE_MONITOR_ALERT_EMAILS"
+    )
     #: Dify's billing service: account deletion goes through it when enabled.
     billing_enabled: bool = Field(default=False, alias="BILLING_ENABLED")
     billing_api_url: str | None = Field(default=None, alias="BILLING_API_URL")
@@ -273,6 +312,17 @@ class Settings(BaseModel):
     def _split_import_paths(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("queue_monitor_alert_emails", mode="before")
+    @classmethod
+    def _split_alert_emails(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        for address in value if isinstance(value, tuple | list) else ():
+            reason = mail_headers.address_problem(str(address))
+            if reason:
+                raise ValueError(f"{address!r}: {reason}")
         return value
 
     @field_validator("concurrency", mode="before")
@@ -365,6 +415,8 @@ class Settings(BaseModel):
             )
         if self.billing_enabled and not (self.billing_api_url and self.billing_api_secret_key):
             problems.append("BILLING_ENABLED=true needs BILLING_API_URL and BILLING_API_SECRET_KEY")
+        if self.queue_monitor and not self.queue_monitor_alert_emails:
+            problems.append("ENABLE_DATASETS_QUEUE_MONITOR=true needs QUEUE_MONITOR_ALERT_EMAILS")
         if self.smtp_opportunistic_tls and not self.smtp_use_tls:
             problems.append("SMTP_OPPORTUNISTIC_TLS=true needs SMTP_USE_TLS=true")
         if self.mail_type is None:

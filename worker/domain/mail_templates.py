@@ -48,6 +48,10 @@ class EmailType(enum.StrEnum):
     ACCOUNT_DELETION_SUCCESS = "account_deletion_success"
     #: Code to confirm an account deletion.
     ACCOUNT_DELETION_VERIFICATION = "account_deletion_verification"
+    #: Monday notice to a workspace's owner: documents disabled for lack of use.
+    DOCUMENT_CLEAN_NOTIFY = "document_clean_notify"
+    #: Alert to the operators: a queue holds more waiting jobs than the threshold.
+    QUEUE_MONITOR_ALERT = "queue_monitor_alert"
     #: Enterprise raw mail: the caller brings subject and body, so there is no template here.
     ENTERPRISE_CUSTOM = "enterprise_custom"
 
@@ -92,6 +96,10 @@ REQUIRED_VARIABLES: Final[dict[EmailType, frozenset[str]]] = {
     EmailType.OWNER_TRANSFER_NEW_NOTIFY: frozenset({"to", "WorkspaceName"}),
     EmailType.ACCOUNT_DELETION_SUCCESS: frozenset({"to", "email"}),
     EmailType.ACCOUNT_DELETION_VERIFICATION: frozenset({"to", "code"}),
+    EmailType.DOCUMENT_CLEAN_NOTIFY: frozenset({"to", "userName", "knowledge_details", "url"}),
+    EmailType.QUEUE_MONITOR_ALERT: frozenset(
+        {"to", "queue_name", "queue_length", "threshold", "alert_time"}
+    ),
 }
 
 _RESET_EN = "Reset Your {{ application_title }} Password"
@@ -152,6 +160,14 @@ SUBJECTS: Final[dict[EmailType, dict[Language, str]]] = {
     EmailType.ACCOUNT_DELETION_VERIFICATION: {
         Language.EN_US: "{{ application_title }} Account Deletion and Verification",
         Language.ZH_HANS: "{{ application_title }} 账户删除验证码",
+    },
+    EmailType.DOCUMENT_CLEAN_NOTIFY: {
+        Language.EN_US: "{{ application_title }} Knowledge Base Auto-disable Notification",
+        Language.ZH_HANS: "{{ application_title }} 知识库自动禁用通知",
+    },
+    EmailType.QUEUE_MONITOR_ALERT: {
+        Language.EN_US: "Alert: queue {{ queue_name }} has {{ queue_length }} waiting jobs",
+        Language.ZH_HANS: "告警：队列 {{ queue_name }} 有 {{ queue_length }} 个待处理任务",
     },
 }
 

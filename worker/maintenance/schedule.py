@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, timedelta
 from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from worker.config import Settings
 from worker.jobs import CeleryTask
@@ -20,6 +22,13 @@ from worker.maintenance.ticks import Policy
 
 #: Dify's schedule of ``check_upgradable_plugin_task``: every quarter hour, UTC.
 PLUGIN_CHECK_CRON = {"minute": "*/15"}
+#: Dify's Monday 10:00 (UTC) notice of auto-disabled documents.
+DOCUMENT_NOTIFY_CRON = {"day_of_week": "mon", "hour": "10", "minute": "0"}
+#: Hours (UTC) of the daily maintenance (Dify 1.14's times).
+EMBEDDING_CACHE_HOUR = 2
+UNUSED_DATASETS_HOUR = 3
+#: The ops-trace payload sweep runs hourly.
+TRACE_SWEEP_INTERVAL = 3600
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +53,9 @@ class PeriodicJob:
 
 def table(settings: Settings) -> list[PeriodicJob]:
     """Every periodic job, enabled or not, as ``settings`` configure them."""
-    from worker.tasks import maintenance, plugins, retention
+    from worker.tasks import housekeeping, maintenance, ops_trace, plugins, retention
+
+    days = settings.beat_scheduler_days
 
     return [
         PeriodicJob(
@@ -67,4 +78,48 @@ def table(settings: Settings) -> list[PeriodicJob]:
             trigger=ticks.every(settings.retention_interval),
             policy=Policy.COALESCE,
         ),
+        PeriodicJob(
+            name="sweep_trace_payloads",
+            task=ops_trace.sweep_trace_payloads_task,
+            trigger=ticks.every(TRACE_SWEEP_INTERVAL),
+            policy=Policy.COALESCE,
+        ),
+        PeriodicJob(
+            name="clean_embedding_cache_task",
+            task=housekeeping.clean_embedding_cache_task,
+            trigger=_every_days_at(days, EMBEDDING_CACHE_HOUR),
+            policy=Policy.COALESCE,
+            enabled=settings.clean_embedding_cache,
+            switch="ENABLE_CLEAN_EMBEDDING_CACHE_TASK",
+        ),
+        PeriodicJob(
+            name="clean_unused_datasets_task",
+            task=housekeeping.clean_unused_datasets_task,
+            trigger=_every_days_at(days, UNUSED_DATASETS_HOUR),
+            policy=Policy.COALESCE,
+            enabled=settings.clean_unused_datasets,
+            switch="ENABLE_CLEAN_UNUSED_DATASETS_TASK",
+        ),
+        PeriodicJob(
+            name="mail_clean_document_notify_task",
+            task=housekeeping.mail_clean_document_notify_task,
+            trigger=ticks.cron(**DOCUMENT_NOTIFY_CRON),
+            policy=Policy.COALESCE,
+            enabled=settings.clean_document_notify,
+            switch="ENABLE_MAIL_CLEAN_DOCUMENT_NOTIFY_TASK",
+        ),
+        PeriodicJob(
+            name="datasets-queue-monitor",
+            task=housekeeping.queue_monitor_task,
+            trigger=ticks.every(settings.queue_monitor_interval * 60),
+            policy=Policy.SKIP,
+            enabled=settings.queue_monitor,
+            switch="ENABLE_DATASETS_QUEUE_MONITOR",
+        ),
     ]
+
+
+def _every_days_at(days: int, hour: int) -> IntervalTrigger:
+    """Every ``days`` days at ``hour``:00 UTC, counted from the epoch (Dify's
+    ``CELERY_BEAT_SCHEDULER_TIME`` days, at 1.14's fixed hours)."""
+    return IntervalTrigger(days=days, start_date=ticks.EPOCH + timedelta(hours=hour), timezone=UTC)

@@ -31,6 +31,12 @@ SAMPLE_VALUES: dict[str, str] = {
     "email": "alice.new@example.com",
     "WorkspaceName": 'Acme "Core" & Co',
     "NewOwnerEmail": "carol@example.com",
+    "userName": "Dana <Ops>",
+    "knowledge_details": "Knowledge base R&D: 3 documents",
+    "queue_name": "dataset",
+    "queue_length": "250",
+    "threshold": "200",
+    "alert_time": "2026-12-01 10:00:00",
 }
 
 RENDERERS = {

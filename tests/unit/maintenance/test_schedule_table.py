@@ -19,15 +19,28 @@ def test_every_periodic_job_defers_a_task_with_a_queueing_lock() -> None:
     table = schedule.table(Settings())
 
     assert [job.name for job in table] == [
-        "check_upgradable_plugin_task", "recover_stuck_documents", "prune_finished_jobs"
+        "check_upgradable_plugin_task", "recover_stuck_documents", "prune_finished_jobs",
+        "sweep_trace_payloads", "clean_embedding_cache_task", "clean_unused_datasets_task",
+        "mail_clean_document_notify_task", "datasets-queue-monitor",
     ]  # fmt: skip
     assert {job.task.name: job.queueing_lock for job in table} == {
         "plugins.check_upgradable_plugin": "plugins:check_upgradable_plugin",
         "indexing.recover_stuck_documents": "indexing:recover_stuck_documents",
         "maintenance.prune_finished_jobs": "maintenance:prune",
+        "ops_trace.sweep_payloads": "ops_trace:sweep",
+        "housekeeping.clean_embedding_cache": "housekeeping:embedding_cache",
+        "housekeeping.clean_unused_datasets": "housekeeping:unused_datasets",
+        "housekeeping.mail_clean_document_notify": "housekeeping:clean_document_notify",
+        "housekeeping.queue_monitor": "housekeeping:queue_monitor",
     }
-    assert {job.policy for job in table} == {Policy.COALESCE}
-    assert all(job.enabled for job in table)
+    assert {job.policy for job in table if job.name != "datasets-queue-monitor"} == {
+        Policy.COALESCE
+    }
+    # Dify's maintenance jobs are off by default, as in Dify
+    assert [job.name for job in table if not job.enabled] == [
+        "clean_embedding_cache_task", "clean_unused_datasets_task",
+        "mail_clean_document_notify_task", "datasets-queue-monitor",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
