@@ -74,6 +74,11 @@ PLUGIN_DAEMON_KEY = "plugin-api-key"
 MARKETPLACE_API_URL = "https://marketplace.dify.ai"
 #: Largest plugin package downloaded from the marketplace, in bytes (Dify's 15 MiB).
 PLUGIN_MAX_PACKAGE_SIZE = 15 * 1024 * 1024
+#: Where ``manage.py dashboard`` listens: this machine only, unless told otherwise.
+WORKER_DASHBOARD_HOST = "127.0.0.1"
+WORKER_DASHBOARD_PORT = 8800
+#: Shortest dashboard token accepted.
+MIN_DASHBOARD_TOKEN = 16
 
 #: Days between two runs of Dify's daily maintenance (``CELERY_BEAT_SCHEDULER_TIME``).
 CELERY_BEAT_SCHEDULER_TIME = 1
@@ -223,6 +228,13 @@ class Settings(BaseModel):
     plugin_max_package_size: int = Field(
         default=PLUGIN_MAX_PACKAGE_SIZE, alias="PLUGIN_MAX_PACKAGE_SIZE", ge=1
     )
+    dashboard_token: SecretStr | None = Field(default=None, alias="WORKER_DASHBOARD_TOKEN")
+    dashboard_host: str = Field(
+        default=WORKER_DASHBOARD_HOST, alias="WORKER_DASHBOARD_HOST", min_length=1
+    )
+    dashboard_port: int = Field(
+        default=WORKER_DASHBOARD_PORT, alias="WORKER_DASHBOARD_PORT", ge=1, le=65535
+    )
     clean_embedding_cache: bool = Field(default=False, alias="ENABLE_CLEAN_EMBEDDING_CACHE_TASK")
     clean_unused_datasets: bool = Field(default=False, alias="ENABLE_CLEAN_UNUSED_DATASETS_TASK")
     clean_document_notify: bool = Field(
@@ -323,6 +335,13 @@ class Settings(BaseModel):
             reason = mail_headers.address_problem(str(address))
             if reason:
                 raise ValueError(f"{address!r}: {reason}")
+        return value
+
+    @field_validator("dashboard_token")
+    @classmethod
+    def _check_dashboard_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_DASHBOARD_TOKEN:
+            raise ValueError(f"must be at least {MIN_DASHBOARD_TOKEN} characters long")
         return value
 
     @field_validator("concurrency", mode="before")

@@ -13,7 +13,7 @@ from typing import NoReturn
 import psycopg
 import sqlalchemy as sa
 
-from worker.cli import admin, documents, errors, jobs, logs, run, schedule, tasks
+from worker.cli import admin, dashboard, documents, errors, jobs, logs, run, schedule, tasks
 from worker.config import ConfigError, Settings
 from worker.embedded import EmbeddedPostgresError
 
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     documents.add_commands(commands)
     schedule.add_commands(commands)
     tasks.add_commands(commands)
+    dashboard.add_commands(commands)
     return parser
 
 

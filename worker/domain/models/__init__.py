@@ -42,6 +42,7 @@ from worker.domain.models.app_messages import (
     SavedMessage,
 )
 from worker.domain.models.base import Base
+from worker.domain.models.dashboard import DashboardAction, JobTotal, MetricState, QueuePause
 from worker.domain.models.dataset import (
     AppDatasetJoin,
     Dataset,
@@ -113,6 +114,7 @@ __all__ = [
     "Conversation",
     "ConversationVariable",
     "CreatorUserRole",
+    "DashboardAction",
     "DataSourceType",
     "Dataset",
     "DatasetAutoDisableLog",
@@ -140,6 +142,7 @@ __all__ = [
     "JobProgress",
     "JobState",
     "JobStatus",
+    "JobTotal",
     "KeywordEntry",
     "MailDelivery",
     "Message",
@@ -148,10 +151,12 @@ __all__ = [
     "MessageChain",
     "MessageFeedback",
     "MessageFile",
+    "MetricState",
     "OutcomeStatus",
     "PinnedConversation",
     "ProcessRuleMode",
     "QueueMonitorAlert",
+    "QueuePause",
     "RecommendedApp",
     "SavedMessage",
     "SchedulerTick",
