@@ -152,12 +152,17 @@ def test_a_leaking_task_recycles_the_worker_before_it_is_over_the_limit_by_more_
     # the largest resident size any job saw: past the limit by one job's allocation at most
     # (plus 4 MiB of the job's own session and row)
     peak = max(row.rss for row in rows)
+    print(  # the figures, for the record (pytest -rP shows them)
+        f"baseline {baseline / MIB:.0f} MiB, limit {limit_mib} MiB, {LEAK_MIB} MiB per job, "
+        f"{len(lifetimes)} lifetimes, peak {peak / MIB:.0f} MiB"
+    )
     assert peak <= (limit_mib + LEAK_MIB + 4) * MIB, (peak / MIB, limit_mib, log)
     triggers = [
         float(size)
         for size in re.findall(r"resident memory is (\d+) MiB, over WORKER_MAX_MEMORY_MB=", log)
     ]
     assert triggers and all(limit_mib < size <= limit_mib + LEAK_MIB + 4 for size in triggers)
+    print(f"recycled at {triggers} MiB")
     assert "stalled" not in log and "re-queued" not in log
     assert worker.stop() == 0
 

@@ -173,3 +173,24 @@ def test_respawn_execs_the_same_interpreter_command_line_and_environment(
     assert argv == [path, "-X", "dev", "manage.py", "worker", "--max-jobs", "5"]
     assert env == {"DATABASE_URL": "postgresql://x/y", "WORKER_MAX_JOBS": "5"}
     assert (REPO_ROOT / "manage.py").exists()
+
+
+def test_a_process_that_cannot_exec_itself_exits_1_for_a_supervisor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exits = []
+
+    def missing(path: str, argv: list[str], env: dict[str, str]) -> None:
+        raise FileNotFoundError(2, "No such file or directory", path)
+
+    def fake_exit(code: int) -> None:
+        exits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(recycling.os, "execve", missing)
+    monkeypatch.setattr(recycling.os, "_exit", fake_exit)
+    monkeypatch.setattr(recycling.logging, "shutdown", lambda: None)
+    with pytest.raises(SystemExit):
+        recycling.respawn({})
+
+    assert exits == [1]

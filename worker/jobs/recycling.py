@@ -241,4 +241,13 @@ def respawn(environ: Mapping[str, str]) -> NoReturn:
         handler.flush()
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, argv, dict(environ))
+    try:
+        os.execve(sys.executable, argv, dict(environ))
+    except OSError as exc:  # the interpreter moved or vanished (an upgrade in place)
+        logger.critical(
+            "cannot replace this worker process (%s: %s): exiting 1 for a supervisor to restart it",
+            type(exc).__name__, exc,
+            extra={"action": "worker_respawn_failed"},
+        )  # fmt: skip
+        logging.shutdown()
+        os._exit(1)
