@@ -18,6 +18,10 @@ from typing import Any
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from tests import factories
+from worker import db
+from worker.domain.models import App, TraceAppConfig
+
 PUBLIC_KEY = "pk-lf-test"
 SECRET_KEY = "sk-lf-very-secret-0123456789"
 PATH = "/api/public/ingestion"
@@ -25,6 +29,19 @@ PATH = "/api/public/ingestion"
 
 def basic(public_key: str = PUBLIC_KEY, secret_key: str = SECRET_KEY) -> str:
     return "Basic " + base64.b64encode(f"{public_key}:{secret_key}".encode()).decode()
+
+
+def make_traced_app(host: str, *, enabled: bool = True, provider: str = "langfuse") -> str:
+    """An app tracing to the Langfuse at ``host`` (committed); its id."""
+    with db.session_scope() as session:
+        tenant = factories.make_tenant(session)
+        app = App(tenant_id=tenant.id, name="Chat", mode="chat",
+                  tracing={"enabled": enabled, "tracing_provider": provider})  # fmt: skip
+        session.add(app)
+        session.flush()
+        config = {"public_key": PUBLIC_KEY, "secret_key": SECRET_KEY, "host": host}
+        session.add(TraceAppConfig(app_id=app.id, tracing_provider=provider, tracing_config=config))
+        return str(app.id)
 
 
 @dataclass

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from pytest_httpserver import HTTPServer
 
 from tests import factories, inprocess
-from tests.langfuse_fake import PUBLIC_KEY, SECRET_KEY, FakeLangfuse, basic
+from tests.langfuse_fake import SECRET_KEY, FakeLangfuse, basic, make_traced_app
 from tests.uow import run
 from worker import api, db, runtime
 from worker.config import Settings
@@ -58,22 +58,6 @@ def task_layer(database_url: str, storage: Path) -> Iterator[None]:
     runtime.teardown()
 
 
-def make_app(host: str, *, enabled: bool = True, provider: str = "langfuse") -> str:
-    with db.session_scope() as session:
-        tenant = factories.make_tenant(session)
-        app = App(tenant_id=tenant.id, name="Chat", mode="chat",
-                  tracing={"enabled": enabled, "tracing_provider": provider})  # fmt: skip
-        session.add(app)
-        session.flush()
-        session.add(
-            TraceAppConfig(
-                app_id=app.id, tracing_provider=provider,
-                tracing_config={"public_key": PUBLIC_KEY, "secret_key": SECRET_KEY, "host": host},
-            )
-        )  # fmt: skip
-        return str(app.id)
-
-
 def payload_path(storage: Path, app_id: str, file_id: str) -> Path:
     return storage / "ops_trace" / app_id / f"{file_id}.json"
 
@@ -108,7 +92,7 @@ def defer(app_id: str, kind: str = "MessageTraceInfo", info: dict[str, Any] = ME
 def test_a_message_is_sent_with_basic_auth_as_trace_and_generation(
     fake: FakeLangfuse, storage: Path
 ) -> None:
-    app_id = make_app(fake.host)
+    app_id = make_traced_app(fake.host)
     file_id = defer(app_id)
     assert payload_path(storage, app_id, file_id).is_file()
 
@@ -148,7 +132,7 @@ def test_a_message_is_sent_with_basic_auth_as_trace_and_generation(
 def test_503_then_accepted_is_one_sent_delivery_with_the_same_event_ids(
     fake: FakeLangfuse, storage: Path
 ) -> None:
-    app_id = make_app(fake.host)
+    app_id = make_traced_app(fake.host)
     fake.reply(503, {"message": "overloaded"})
     file_id = defer(app_id)
 
@@ -173,7 +157,7 @@ def test_503_then_accepted_is_one_sent_delivery_with_the_same_event_ids(
 def test_401_fails_with_the_providers_reason_and_deletes_the_file(
     fake: FakeLangfuse, storage: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app_id = make_app(fake.host)
+    app_id = make_traced_app(fake.host)
     fake.reply(401, {"message": "Invalid credentials. Confirm that you've configured the host."})
     file_id = defer(app_id)
 
@@ -198,7 +182,7 @@ def test_401_fails_with_the_providers_reason_and_deletes_the_file(
 def test_a_per_event_error_in_the_207_reply_fails_the_job_with_its_message(
     fake: FakeLangfuse, storage: Path
 ) -> None:
-    app_id = make_app(fake.host)
+    app_id = make_traced_app(fake.host)
     file_id = defer(app_id)
     event = derived_id(file_id, "event/1")
     fake.reply(207, {"successes": [], "errors": [
@@ -215,7 +199,7 @@ def test_a_per_event_error_in_the_207_reply_fails_the_job_with_its_message(
 
 
 def test_tracing_disabled_since_the_defer_is_skipped(fake: FakeLangfuse, storage: Path) -> None:
-    app_id = make_app(fake.host)
+    app_id = make_traced_app(fake.host)
     file_id = defer(app_id)
     with db.session_scope() as session:
         off = {"enabled": False, "tracing_provider": "langfuse"}
@@ -234,7 +218,7 @@ def test_tracing_disabled_since_the_defer_is_skipped(fake: FakeLangfuse, storage
 def test_a_workflow_is_a_trace_with_a_span_per_node_and_a_tool_a_trace_and_a_span(
     fake: FakeLangfuse,
 ) -> None:
-    app_id = make_app(fake.host)
+    app_id = make_traced_app(fake.host)
     run_id = str(uuid.uuid4())
     workflow = {
         "workflow_run_id": run_id, "inputs": {"x": 1}, "outputs": {"y": 2},
@@ -265,7 +249,7 @@ def test_a_workflow_is_a_trace_with_a_span_per_node_and_a_tool_a_trace_and_a_spa
 def test_a_missing_payload_fails_and_a_finished_one_answers_its_outcome(
     fake: FakeLangfuse, storage: Path
 ) -> None:
-    app_id = make_app(fake.host)
+    app_id = make_traced_app(fake.host)
     with pytest.raises(ops_trace.PayloadMissing):
         process_trace_tasks({"file_id": "f" * 32, "app_id": app_id})
     assert delivery("f" * 32)["status"] == "failed"
@@ -289,9 +273,9 @@ def test_bad_file_info_is_refused_naming_the_problem() -> None:
 def test_the_helper_writes_nothing_for_an_app_without_tracing_and_a_rollback_leaves_nothing(
     fake: FakeLangfuse, storage: Path
 ) -> None:
-    off = make_app(fake.host, enabled=False)
+    off = make_traced_app(fake.host, enabled=False)
     assert api.trace(off, "MessageTraceInfo", MESSAGE) is None
-    on = make_app(fake.host)
+    on = make_traced_app(fake.host)
     with pytest.raises(RuntimeError), db.session_scope() as session:
         file_id = api.trace(on, "MessageTraceInfo", MESSAGE, session=session)
         assert file_id is not None and payload_path(storage, on, file_id).is_file()
@@ -306,7 +290,7 @@ def test_the_helper_writes_nothing_for_an_app_without_tracing_and_a_rollback_lea
 def test_the_sweep_deletes_payloads_whose_outcome_is_final_and_old_orphans_only(
     fake: FakeLangfuse, storage: Path
 ) -> None:
-    app_id = make_app(fake.host)
+    app_id = make_traced_app(fake.host)
     sent = defer(app_id)
     inprocess.drain(["ops_trace"])
     payload_path(storage, app_id, sent).write_text("{}")  # left by a crash after the commit
