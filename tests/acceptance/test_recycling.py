@@ -109,6 +109,11 @@ def test_max_jobs_50_recycles_200_jobs_in_place_and_runs_each_exactly_once(
     starts = [line for line in log.splitlines() if "worker started on" in line]
     assert len(starts) == recycles + 1
     assert all("queues default=4; recycled after 50 jobs" in line for line in starts), starts
+    # each recycled life gave the scheduler's lead up before the next one started
+    for life in log.split("worker started on")[1:-1]:
+        before_exec = life.split(RECYCLE_LINE)[0]
+        if "became the scheduler leader" in before_exec:
+            assert "scheduler leadership released" in before_exec, life
     wait_until(lambda: len(worker_rows()) == 1, message="the old worker rows were not removed")
     [row] = worker_rows()
     assert (row.pid, row.queues) == (pid, ["default"])
