@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from worker import runtime, schema
 from worker.cli.errors import CommandError, reaching
 from worker.config import Settings
+
+if TYPE_CHECKING:
+    from worker.dashboard.serving import DashboardServer
 
 
 def add_commands(commands: Any) -> None:
@@ -22,7 +27,7 @@ def add_commands(commands: Any) -> None:
     )
     dashboard.add_argument(
         "--port",
-        type=_port,
+        type=http_port,
         default=None,
         help="port (default WORKER_DASHBOARD_PORT, 8800; 0: any free port)",
     )
@@ -30,31 +35,56 @@ def add_commands(commands: Any) -> None:
 
 
 def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.dashboard.app import create_app
-    from worker.dashboard.serving import DashboardServer
-
     host = args.host or settings.dashboard_host
     port = settings.dashboard_port if args.port is None else args.port
     with runtime.database_url(settings) as url, reaching(url):
         _check_schema(url, settings)
         runtime.setup(url, pool_size=2, settings=settings, open_sync_pool=False)
-        app = create_app(url, settings)
         try:
-            server = DashboardServer(app, host=host, port=port)
-        except OSError as exc:
-            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: server.stop())
-        server.start()
-        print(f"dashboard on {server.url} (actions "
-              f"{'need WORKER_DASHBOARD_TOKEN' if settings.dashboard_token else 'disabled'})",
-              flush=True)  # fmt: skip
-        try:
-            server.wait()
+            with serving(url, settings, port, host=host) as server:
+                assert server is not None
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(sig, lambda *_: server.stop())
+                actions = "need WORKER_DASHBOARD_TOKEN" if settings.dashboard_token else "disabled"
+                print(f"dashboard on {server.url} (actions {actions})", flush=True)
+                server.wait()
         finally:
-            app.config["store"].close()
             runtime.teardown()
     return 0
+
+
+@contextlib.contextmanager
+def serving(
+    database_url: str, settings: Settings, port: int | None, *, host: str | None = None
+) -> Iterator[DashboardServer | None]:
+    """Serve the dashboard on ``host:port`` (default ``WORKER_DASHBOARD_HOST``) in a thread
+    while the block runs; nothing when ``port`` is ``None`` (``manage.py worker`` without
+    ``--http``).
+
+    Raises
+    ------
+    CommandError
+        The address cannot be listened on.
+    """
+    if port is None:
+        yield None
+        return
+    from worker.dashboard.app import create_app
+    from worker.dashboard.serving import DashboardServer
+
+    host = host or settings.dashboard_host
+    app = create_app(database_url, settings)
+    try:
+        server = DashboardServer(app, host=host, port=port)
+    except OSError as exc:
+        app.config["store"].close()
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        app.config["store"].close()
 
 
 def _check_schema(url: str, settings: Settings) -> None:
@@ -70,7 +100,8 @@ def _check_schema(url: str, settings: Settings) -> None:
         )
 
 
-def _port(value: str) -> int:
+def http_port(value: str) -> int:
+    """A port number from the command line (0: any free port)."""
     if not value.isdigit() or not 0 <= int(value) <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {value!r}")
     return int(value)

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from worker import queues, runtime, schema
+from worker.cli import dashboard
 from worker.cli.errors import CommandError, reaching
 from worker.config import Settings, parse_concurrency
 from worker.jobs import recycling
@@ -63,6 +64,13 @@ def add_commands(commands: Any) -> None:
             help=f"replace the process with a fresh one {when}",
         )
     worker.add_argument(
+        "--http",
+        type=dashboard.http_port,
+        default=None,
+        metavar="PORT",
+        help="also serve the dashboard and /metrics on WORKER_DASHBOARD_HOST:PORT (0: any port)",
+    )
+    worker.add_argument(
         "--no-respawn",
         action="store_true",
         help="when a recycling limit is reached, exit 0 (for a supervisor to restart the "
@@ -90,7 +98,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
                 "run `manage.py migrate` first"
             )
         try:
-            recycle = asyncio.run(serve(url, plan, settings))
+            with dashboard.serving(url, settings, args.http):  # a thread, stopped after the drain
+                recycle = asyncio.run(serve(url, plan, settings))
         except WorkerStopped as exc:
             raise CommandError(f"{exc}; see the log above") from exc
         if recycle and plan.respawn_environ is not None:

@@ -180,7 +180,11 @@ def _pages(app: Flask) -> None:
 def _actions(app: Flask, csrf: CSRFProtect) -> None:
     @app.before_request
     def protect() -> None:
-        if request.method == "POST" and auth.bearer(request) is None:
+        if request.method != "POST":
+            return
+        if (request.endpoint or "").startswith("act_"):
+            auth.actor(request, session, _token())  # no token, no sign-in: 403 before all else
+        if auth.bearer(request) is None:
             csrf.protect()
 
     @app.errorhandler(CSRFError)
