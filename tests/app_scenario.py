@@ -240,3 +240,16 @@ def blobs(storage: Path, keys: object) -> list[str]:
     """The keys whose blob is still in ``storage``."""
     local = LocalStorage(storage)
     return [k for k in keys if local.exists(k)]  # type: ignore[attr-defined]
+
+
+def refuse(table: str, message: str, *, event: str = "DELETE") -> None:
+    """A trigger that makes every ``event`` on ``table`` raise ``message``."""
+    with db.session_scope() as session:
+        session.execute(
+            sa.text(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                f" $$ BEGIN RAISE EXCEPTION '{message}'; END $$;"
+                f" CREATE TRIGGER keep BEFORE {event} ON {table}"
+                " FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+        )

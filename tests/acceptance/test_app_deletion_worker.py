@@ -109,15 +109,7 @@ def test_a_table_that_refuses_its_rows_fails_the_job_naming_it_without_looping(
 ) -> None:
     storage = tmp_path / "storage"
     built = scenario.build(storage, conversations=5, per_conversation=4, runs=10)
-    with db.session_scope() as session:
-        session.execute(
-            sa.text(
-                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
-                " $$ BEGIN RAISE EXCEPTION 'end users are kept'; END $$;"
-                " CREATE TRIGGER keep BEFORE DELETE ON end_users"
-                " FOR EACH ROW EXECUTE FUNCTION refuse()"
-            )
-        )
+    scenario.refuse("end_users", "end users are kept")
     assert api.delete_app(built.app_id)
     env = {"STORAGE_LOCAL_PATH": str(storage)}
     workers.append(worker := WorkerProcess(database_url, "--queues", "app_deletion", env=env))

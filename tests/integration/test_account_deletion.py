@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from tests import app_scenario as scenario
 from tests import factories
 from tests.inprocess import drain as drain_queues
 from tests.smtp import SMTPServer
@@ -131,15 +132,8 @@ def test_without_billing_the_account_is_closed_here_and_told_in_its_language(
 def test_no_mail_when_the_closure_does_not_commit(smtp: SMTPServer) -> None:
     account = make_account()
     join(account, TenantAccountRole.NORMAL)
-    with db.session_scope() as session:  # the closure's UPDATE fails: its transaction rolls back
-        session.execute(
-            sa.text(
-                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
-                " $$ BEGIN RAISE EXCEPTION 'accounts are read-only today'; END $$;"
-                " CREATE TRIGGER keep BEFORE UPDATE ON accounts"
-                " FOR EACH ROW EXECUTE FUNCTION refuse()"
-            )
-        )
+    # the closure's UPDATE fails: its transaction rolls back
+    scenario.refuse("accounts", "accounts are read-only today", event="UPDATE")
     result = delete_account_task.delay(account)
     drain()
 

@@ -118,15 +118,7 @@ def test_a_live_app_is_never_stripped(storage: Path) -> None:
 
 def test_a_batch_the_database_refuses_fails_the_job_naming_the_table(storage: Path) -> None:
     built = scenario.build(storage, conversations=4, per_conversation=5, runs=3)
-    with db.session_scope() as session:
-        session.execute(
-            sa.text(
-                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
-                " $$ BEGIN RAISE EXCEPTION 'rows of this table are kept'; END $$;"
-                " CREATE TRIGGER keep BEFORE DELETE ON message_chains"
-                " FOR EACH ROW EXECUTE FUNCTION refuse()"
-            )
-        )
+    scenario.refuse("message_chains", "rows of this table are kept")
     assert api.delete_app(built.app_id)
     drain([queues.APP_DELETION])
 
