@@ -176,3 +176,29 @@ def test_each_statement_deletes_at_most_a_batch(storage: Path) -> None:
 def test_deletion_failed_names_the_table_and_the_reason() -> None:
     error = DeletionFailed("messages", ValueError("boom\nsecond line"))
     assert str(error) == "deleting from messages failed: ValueError: boom"
+
+
+def test_a_blob_storage_refuses_fails_the_job_before_any_row_of_it_goes(storage: Path) -> None:
+    built = scenario.build(storage, conversations=2, per_conversation=3, runs=2)
+    stuck = next(iter(built.files.values()))
+    (storage / stuck).unlink()
+    (storage / stuck).mkdir()  # unlinking a non-empty directory fails
+    (storage / stuck / "x").write_bytes(b"x")
+    files_before = scenario.counts(built.app_id)["message_files"]
+    assert api.delete_app(built.app_id)
+    drain([queues.APP_DELETION])
+
+    job_id, status, _ = job_row()
+    with db.session_scope() as session:
+        error = admin.show_job(session, job_id)["error"]
+    assert status == "todo" and "deleting from upload_files failed" in error
+    assert scenario.counts(built.app_id)["message_files"] == files_before, "blobs first"
+    assert scenario.upload_rows(list(built.files)) == len(built.files)
+
+    (storage / stuck / "x").unlink()
+    (storage / stuck).rmdir()
+    make_due()
+    drain([queues.APP_DELETION])
+    assert job_row()[1] == "succeeded"
+    assert set(scenario.counts(built.app_id).values()) == {0}
+    assert scenario.upload_rows(list(built.files)) == 0

@@ -120,12 +120,12 @@ class Deleter:
                 return total
 
     def guarded(self, table: str, work: Callable[[], int]) -> int:
-        """Run ``work`` (steps of its own deleting from ``table``), its database errors named
-        by the table, and count what it returns."""
+        """Run ``work`` (steps of its own deleting from ``table`` and blobs), its database and
+        storage errors named by the table, and count what it returns."""
         self.current = table
         try:
             rows = work()
-        except sa.exc.DBAPIError as exc:
+        except (sa.exc.DBAPIError, OSError, TransientError) as exc:
             raise DeletionFailed(table, exc) from exc
         with self.batch(table):
             self.count(table, rows)
