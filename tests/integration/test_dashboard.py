@@ -184,7 +184,10 @@ def test_an_action_needs_a_signed_in_session_or_the_bearer_token(
 
 def test_a_signed_in_form_needs_its_csrf_token(client: FlaskClient, tmp_path: Path) -> None:
     job = failed_job(tmp_path)
+    assert 'data-action="act_retry"' not in client.get(f"/jobs/{job}").text
     token = sign_in(client, "grace")
+    assert 'data-action="act_retry"' in client.get(f"/jobs/{job}").text
+    assert 'data-action="act_pause"' in client.get("/").text
 
     forged = client.post(f"/jobs/{job}/retry", data={"next": "/"})
     assert forged.status_code == 400
