@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests import sample_tasks
+from tests.conftest import Manage
 from tests.factories import make_dataset, make_document, make_tenant
 from tests.inprocess import drain
 from worker import db, runtime
@@ -306,3 +307,16 @@ def test_the_overview_counts_match_the_database(client: FlaskClient, tmp_path: P
 def test_the_knowledge_schedule_and_mail_pages_answer(client: FlaskClient) -> None:
     for path in ("/knowledge", "/schedule", "/mail", "/actions", "/login"):
         assert client.get(path).status_code == 200, path
+
+
+def test_bad_dashboard_options_and_settings_are_refused_in_one_line(manage: Manage) -> None:
+    port = manage("dashboard", "--port", "70000")
+    token = manage("dashboard", env={"WORKER_DASHBOARD_TOKEN": "short"})
+
+    assert port.returncode == 2
+    assert "expected a port number 0..65535, got '70000'" in port.stderr
+    assert token.returncode == 2
+    assert token.stderr.strip() == (
+        "manage.py: error: invalid configuration: WORKER_DASHBOARD_TOKEN: "
+        "must be at least 16 characters long"
+    )

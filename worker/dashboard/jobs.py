@@ -4,8 +4,8 @@ Every page is one index range read newest first (``id < cursor ORDER BY id DESC 
 by primary key, by the partial index of jobs that ended badly (status filter), by task and id
 (task filter) or by queue. A time filter becomes an id range (jobs are numbered in the order they
 were deferred; ``tl_dashboard_job_id_at``). An argument search reads at most the newest
-:data:`SEARCH_WINDOW` jobs of the other filters' range, and says so; secret arguments are left out
-of what it searches.
+:data:`SEARCH_WINDOW` jobs of the other filters' range, and says so; it is case-sensitive,
+and secret arguments are left out of what it searches.
 """
 
 from __future__ import annotations
@@ -146,9 +146,11 @@ def page(session: orm.Session, wanted: JobFilter) -> JobPage:
     return JobPage(rows=rows, newer=newer, older=older, searched_from=searched_from)
 
 
+# case-sensitive: LIKE reads 100,000 rows in a fifth of ILIKE's time
 _ARGUMENT_MATCH = (
-    "CAST(j.args - ARRAY(SELECT jsonb_array_elements_text(CAST(:secrets AS jsonb) -> j.task_name))"
-    " AS text) ILIKE :pattern"
+    "CAST(CASE WHEN CAST(:secrets AS jsonb) ? j.task_name THEN j.args - ARRAY("
+    "SELECT jsonb_array_elements_text(CAST(:secrets AS jsonb) -> j.task_name)) ELSE j.args END"
+    " AS text) LIKE :pattern"
 )
 
 
@@ -187,7 +189,8 @@ def _search_floor(session: orm.Session, below: int | None) -> int:
 
 def _secret_keys() -> str:
     catalog.import_tasks()
-    return json.dumps({name: sorted(keys) for name, keys in secrets.all_secret_args().items()})
+    secret = secrets.all_secret_args().items()
+    return json.dumps({name: sorted(keys) for name, keys in secret if keys})
 
 
 def _escape_like(text: str) -> str:

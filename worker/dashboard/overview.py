@@ -30,7 +30,6 @@ class QueueRow:
     ready: int = 0
     scheduled: int = 0
     running: int = 0
-    succeeded_last_hour: int = 0
     failed_last_hour: int = 0
     #: Seconds the oldest ready job has waited (``None``: none waits).
     oldest_ready: float | None = None
@@ -48,6 +47,11 @@ class Overview:
     paused: list[Any] = field(default_factory=list)
 
     @property
+    def succeeded_last_hour(self) -> int:
+        """Jobs that succeeded in the chart's hour."""
+        return sum(minute.succeeded for minute in self.minutes)
+
+    @property
     def totals(self) -> QueueRow:
         """The sum over queues."""
         total = QueueRow(name="all")
@@ -55,7 +59,6 @@ class Overview:
             total.ready += row.ready
             total.scheduled += row.scheduled
             total.running += row.running
-            total.succeeded_last_hour += row.succeeded_last_hour
             total.failed_last_hour += row.failed_last_hour
         return total
 
@@ -74,14 +77,12 @@ def read(session: orm.Session, now: datetime) -> Overview:
     start = now.replace(second=0, microsecond=0) - WINDOW + timedelta(minutes=1)
     from_id = session.execute(q("event_id_at"), {"at": start}).scalar_one()
     per_minute: dict[datetime, list[int]] = defaultdict(lambda: [0, 0])
-    for ended in session.execute(q("ended_since"), {"from_id": from_id}):
-        row = rows.setdefault(ended.queue_name, QueueRow(name=ended.queue_name))
-        if ended.type == "succeeded":
-            row.succeeded_last_hour += ended.jobs
-            per_minute[ended.minute][0] += ended.jobs
-        else:
-            row.failed_last_hour += ended.jobs
-            per_minute[ended.minute][1] += ended.jobs
+    for ended in session.execute(q("ended_per_minute"), {"from_id": from_id}):
+        per_minute[ended.minute][0 if ended.type == "succeeded" else 1] += ended.jobs
+    for failed in session.execute(q("failed_per_queue"), {"from_id": from_id}):
+        rows.setdefault(
+            failed.queue_name, QueueRow(name=failed.queue_name)
+        ).failed_last_hour = failed.jobs
     for row in rows.values():
         if row.ready:
             row.oldest_ready = session.execute(q("oldest_ready"), {"queue": row.name}).scalar()

@@ -35,14 +35,21 @@ SELECT extract(epoch FROM now() - min(greatest(j.scheduled_at, e.at)))
   LEFT JOIN LATERAL (SELECT min(at) AS at FROM procrastinate_events
                       WHERE job_id = j.id AND type = 'deferred') AS e ON true
 
--- ended_since --
--- Jobs ended (succeeded, failed, aborted) per minute and queue since event :from_id.
-SELECT date_trunc('minute', e.at) AS minute, j.queue_name, CAST(e.type AS text) AS type,
-       count(*) AS jobs
+-- ended_per_minute --
+-- Jobs ended (succeeded, failed, aborted) per minute since event :from_id: a range of the
+-- events' primary key, no join.
+SELECT date_trunc('minute', at) AS minute, CAST(type AS text) AS type, count(*) AS jobs
+  FROM procrastinate_events
+ WHERE id >= :from_id AND type IN ('succeeded', 'failed', 'aborted')
+ GROUP BY 1, 2
+
+-- failed_per_queue --
+-- Jobs failed or aborted per queue since event :from_id.
+SELECT j.queue_name, count(*) AS jobs
   FROM procrastinate_events AS e
   JOIN procrastinate_jobs AS j ON j.id = e.job_id
- WHERE e.id >= :from_id AND e.type IN ('succeeded', 'failed', 'aborted')
- GROUP BY 1, 2, 3
+ WHERE e.id >= :from_id AND e.type IN ('failed', 'aborted')
+ GROUP BY j.queue_name
 
 -- workers --
 -- Workers registered, their heartbeat's age and the jobs they run.
