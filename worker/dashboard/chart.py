@@ -8,9 +8,9 @@ from datetime import datetime
 
 from markupsafe import Markup, escape
 
-WIDTH = 600
-HEIGHT = 160
-_PAD_LEFT = 36
+WIDTH = 720
+HEIGHT = 150
+_PAD_LEFT = 44
 _PAD_BOTTOM = 18
 
 
@@ -47,7 +47,8 @@ def throughput_svg(minutes: Sequence[Minute]) -> Markup:
     first = f"{minutes[0].at:%H:%M}" if minutes else ""
     last = f"{minutes[-1].at:%H:%M}" if minutes else ""
     axis = (
-        f'<text x="2" y="12">{peak}/min</text><text x="2" y="{HEIGHT - _PAD_BOTTOM}">0</text>'
+        f'<text x="{_PAD_LEFT - 4}" y="12" text-anchor="end">{peak}</text>'
+        f'<text x="{_PAD_LEFT - 4}" y="{HEIGHT - _PAD_BOTTOM}" text-anchor="end">0</text>'
         f'<text x="{_PAD_LEFT}" y="{HEIGHT - 4}">{first}</text>'
         f'<text x="{WIDTH - 4}" y="{HEIGHT - 4}" text-anchor="end">{last} UTC</text>'
         f'<line x1="{_PAD_LEFT}" y1="{HEIGHT - _PAD_BOTTOM}" x2="{WIDTH}"'
