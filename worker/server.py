@@ -140,12 +140,17 @@ async def _run(runner: Runner, plan: WorkerPlan, scheduler: Scheduler | None = N
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    if recycling.stop_signalled():
+        on_signal()  # received while this recycled process was starting
     try:
         await _run_until_stopped(runner, plan, scheduler, signalled)
     finally:
+        recycle = runner.recycler.reason is not None and not signalled.is_set()
+        if recycle:  # a SIGTERM from now on waits (pending) for the fresh process to handle it
+            signal.pthread_sigmask(signal.SIG_BLOCK, recycling.STOP_SIGNALS)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    return runner.recycler.reason is not None and not signalled.is_set()
+    return recycle
 
 
 async def _run_until_stopped(

@@ -16,6 +16,7 @@ from tests import leak_tasks, sample_tasks
 from tests.acceptance.workers import FAST_TIMINGS, WorkerProcess, tenants, wait_until
 from tests.conftest import Manage
 from worker import db, runtime
+from worker.jobs import STARTED, AsyncResult
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +92,7 @@ def test_max_jobs_50_recycles_200_jobs_in_place_and_runs_each_exactly_once(
 
     defer_leaks(200, mib=0)
     wait_until(lambda: succeeded(200), timeout=180, message="the 200 jobs did not all succeed")
-    recycles = worker.output().count("it took its 50 jobs (WORKER_MAX_JOBS=50)")
+    recycles = worker.output().count("it ran its 50 jobs (WORKER_MAX_JOBS=50)")
     wait_until(
         lambda: worker.output().count("worker started on") == recycles + 1,
         message="the last recycle did not start a fresh process",
@@ -190,22 +191,48 @@ def test_no_respawn_exits_0_after_draining_for_a_supervisor(
     assert worker_rows() == [], "the drained worker unregistered"
 
 
+def slow_job_in_a_worker_below_its_start_size(
+    database_url: str, workers: list[WorkerProcess], shutdown_timeout: str, seconds: float
+) -> tuple[WorkerProcess, AsyncResult]:
+    """A worker on dataset and default whose memory limit (1 MiB) is below its size at start
+    (it recycles after every job), running a slow job of ``seconds`` on dataset."""
+    worker = WorkerProcess(
+        database_url, "--queues", "dataset,default", "--max-memory", "1",
+        env={**IMPORTS, "WORKER_SHUTDOWN_TIMEOUT": shutdown_timeout},
+    )  # fmt: skip
+    workers.append(worker)
+    assert "it recycles after every job" in worker.output()
+    slow = sample_tasks.slow_tenant.delay(f"slow-{seconds}", seconds=seconds)
+    wait_until(lambda: slow.status == STARTED, message="the slow job never started")
+    return worker, slow
+
+
 def test_a_sigterm_during_a_recycle_drain_stops_the_worker_for_good(
     database_url: str, workers: list[WorkerProcess]
 ) -> None:
-    worker = WorkerProcess(
-        database_url, "--queues", "dataset", "--max-jobs", "1",
-        env={**IMPORTS, "WORKER_SHUTDOWN_TIMEOUT": "30"},
-    )  # fmt: skip
-    workers.append(worker)
+    worker, slow = slow_job_in_a_worker_below_its_start_size(database_url, workers, "30", 3.0)
 
-    result = sample_tasks.slow_tenant.delay("slow", seconds=2.0)
-    worker.wait_for_log("it took its 1 jobs")
+    defer_leaks(1, mib=0)  # ends first: the process recycles, draining the slow job
+    worker.wait_for_log("recycling this worker process")
 
     assert worker.stop() == 0
     assert RECYCLE_LINE not in worker.output()
     assert "worker stopped" in worker.output()
-    assert result.get(timeout=1) == "slow" and tenants("slow") == 1
+    assert slow.get(timeout=1) == "slow-3.0" and tenants("slow-3.0") == 1
+
+
+def test_a_sigterm_while_the_fresh_process_starts_stops_it_gracefully(
+    database_url: str, workers: list[WorkerProcess]
+) -> None:
+    worker = WorkerProcess(database_url, "--queues", "default", "--max-jobs", "1", env=IMPORTS)
+    workers.append(worker)
+
+    defer_leaks(1, mib=0)
+    worker.wait_for_log(RECYCLE_LINE)
+    # the fresh interpreter is importing now: SIGTERM waits (blocked) for its loop to handle it
+
+    assert worker.stop() == 0
+    assert worker.output().rstrip().endswith("action='worker_stop'"), worker.output()
 
 
 def test_the_embedded_server_keeps_running_across_a_recycle(
@@ -232,3 +259,22 @@ def test_the_embedded_server_keeps_running_across_a_recycle(
     assert worker.stop() == 0
     assert not embedded.status().running, "the last user still stops it when it ends"
     assert os.path.isdir(tmp_path / "data")
+
+
+def test_a_job_outliving_the_recycle_drain_is_left_to_recovery_and_runs_again_once(
+    database_url: str, workers: list[WorkerProcess]
+) -> None:
+    # longer than the drain (0 s + 5 s of grace): the recycle leaves it, as a crash would
+    worker, slow = slow_job_in_a_worker_below_its_start_size(database_url, workers, "0", 8.0)
+
+    defer_leaks(1, mib=0)
+
+    assert slow.get(timeout=90) == "slow-8.0"
+    log = worker.output()
+    assert "still running after the shutdown timeout" in log
+    assert RECYCLE_LINE in log, "the process was replaced, not ended"
+    assert tenants("slow-8.0") == 1
+    [row] = rows(f"SELECT runs, lost_runs, attempts FROM procrastinate_jobs WHERE id = {slow.id}")
+    assert (row.runs, row.lost_runs, row.attempts) == (2, 1, 1)
+    assert worker.process.poll() is None
+    assert worker.stop() == 0

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+from collections.abc import Iterator
+
 import pytest
 
-from tests.conftest import REPO_ROOT
 from worker.cli import build_parser
 from worker.config import ConfigError, Settings
 from worker.jobs import recycling
@@ -77,16 +80,18 @@ def test_fetches_never_take_more_than_max_jobs_even_when_queues_fetch_at_once() 
     assert (first, second) == (4, 6)
     assert capped.reserve(1) == 0
     assert capped.settle(first, 1) is True, "3 slots given back for another fetch"
-    assert due == []
     assert capped.reserve(5) == 3
     capped.settle(second, 6)
-    assert due == []
     capped.settle(3, 3)
+    assert capped.reserve(4) == 0, "10 jobs taken: no more fetching"
 
-    assert due == [1], "due once the 10th job is taken: fetching stops, running jobs finish"
-    assert capped.reason == "it took its 10 jobs (WORKER_MAX_JOBS=10)"
-    assert capped.reserve(4) == 0
-    capped.settle(0, 0)
+    for _ in range(9):
+        capped.job_ended()
+    assert due == [], "the process recycles once the last job it took has ended"
+    capped.job_ended()
+    assert due == [1]
+    assert capped.reason == "it ran its 10 jobs (WORKER_MAX_JOBS=10)"
+    capped.job_ended()
     assert due == [1], "due only once"
 
 
@@ -153,6 +158,19 @@ def test_usage_reports_jobs_memory_and_limits() -> None:
     assert Recycler(RecyclePolicy(), on_due=list).usage()["rss_bytes"] > 10 * MIB
 
 
+@pytest.fixture
+def signal_state() -> Iterator[None]:
+    """The test process's signal mask and stop-signal handlers, restored afterwards."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    handlers = {signum: signal.getsignal(signum) for signum in recycling.STOP_SIGNALS}
+    yield
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    recycling._StopSignals.received = False
+
+
+@pytest.mark.usefixtures("signal_state")
 def test_respawn_execs_the_same_interpreter_command_line_and_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -172,9 +190,26 @@ def test_respawn_execs_the_same_interpreter_command_line_and_environment(
     assert path == recycling.sys.executable
     assert argv == [path, "-X", "dev", "manage.py", "worker", "--max-jobs", "5"]
     assert env == {"DATABASE_URL": "postgresql://x/y", "WORKER_MAX_JOBS": "5"}
-    assert (REPO_ROOT / "manage.py").exists()
+    assert recycling.STOP_SIGNALS <= signal.pthread_sigmask(signal.SIG_BLOCK, ()), (
+        "SIGTERM/SIGINT stay pending across the exec"
+    )
 
 
+@pytest.mark.usefixtures("signal_state")
+def test_a_sigterm_pending_across_the_exec_is_noted_for_a_graceful_stop() -> None:
+    recycling.hold_stop_signals()
+    assert not recycling.stop_signalled(), "a process not started by respawn is left alone"
+    assert signal.getsignal(signal.SIGTERM) is not recycling._StopSignals.note
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, recycling.STOP_SIGNALS)  # as respawn leaves them
+    os.kill(os.getpid(), signal.SIGTERM)  # while the fresh process starts
+    recycling.hold_stop_signals()
+
+    assert recycling.stop_signalled(), "noted, not killed: the loop stops gracefully"
+    assert not recycling.STOP_SIGNALS & signal.pthread_sigmask(signal.SIG_BLOCK, ())
+
+
+@pytest.mark.usefixtures("signal_state")
 def test_a_process_that_cannot_exec_itself_exits_1_for_a_supervisor(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -80,6 +80,7 @@ def add_commands(commands: Any) -> None:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    recycling.hold_stop_signals()  # a recycled process: a SIGTERM from now on stops it cleanly
     environ = dict(os.environ)  # what a recycled process starts again with
     if args.no_scheduler:
         settings = settings.model_copy(update={"scheduler": False})

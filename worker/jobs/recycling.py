@@ -7,16 +7,19 @@ interpreter with the same command line and environment, so that no supervisor is
 limits count per process lifetime.
 
 The job limit is exact: the fetch loops never take more jobs than are left
-(:meth:`Recycler.reserve`). The memory is read after a job ends (as Celery does), cheaply and
-paced: at most once a second while far from the limit; closer to it than twice the growth seen
-per job, after every job, so that a leaking process recycles before it is over the limit by
-more than the allocations of the jobs it was running.
+(:meth:`Recycler.reserve`), and the process recycles once the last of them has ended (stopping
+when it was taken would send back a job that waits to run alone, see ``runner``). The memory is
+read after a job ends (as Celery does), cheaply and paced: at most once a second while far from
+the limit; closer to it than twice the growth seen per job, after every job, so that a leaking
+process recycles before it is over the limit by more than the allocations of the jobs it was
+running.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -33,6 +36,8 @@ from worker.domain import sql
 logger = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
+#: The signals that stop a worker: blocked across the exec of a recycle (see :func:`respawn`).
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 #: Seconds between two reads of the resident memory while it is far from the limit.
 MEMORY_READ_INTERVAL = 1.0
 
@@ -151,17 +156,17 @@ class Recycler:
             return False
         self._reserved -= reserved
         self._taken += taken
-        if self._taken >= self.policy.max_jobs:
-            self._due(
-                "it took its %d jobs (WORKER_MAX_JOBS=%d)",
-                self._taken, self.policy.max_jobs, action="worker_recycle_max_jobs",
-            )  # fmt: skip
         return taken < reserved
 
     def job_ended(self) -> None:
-        """Count a job that ran; check the memory."""
+        """Count a job that left the runner; check the job limit and the memory."""
         self.jobs_run += 1
-        if self._gauge is not None:
+        if self.policy.max_jobs is not None and self.jobs_run >= self.policy.max_jobs:
+            self._due(
+                "it ran its %d jobs (WORKER_MAX_JOBS=%d)",
+                self.jobs_run, self.policy.max_jobs, action="worker_recycle_max_jobs",
+            )  # fmt: skip
+        elif self._gauge is not None:
             self._check_memory(self._gauge.after_job())
 
     def check(self) -> None:
@@ -241,6 +246,9 @@ def respawn(environ: Mapping[str, str]) -> NoReturn:
         handler.flush()
     sys.stdout.flush()
     sys.stderr.flush()
+    # a SIGTERM while the fresh process starts must stop it gracefully, not kill it: the
+    # signals stay blocked (pending) across the exec until :func:`hold_stop_signals`
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         os.execve(sys.executable, argv, dict(environ))
     except OSError as exc:  # the interpreter moved or vanished (an upgrade in place)
@@ -251,3 +259,29 @@ def respawn(environ: Mapping[str, str]) -> NoReturn:
         )  # fmt: skip
         logging.shutdown()
         os._exit(1)
+
+
+class _StopSignals:
+    """SIGTERM/SIGINT that reached a recycled process before its loop handled them."""
+
+    received = False
+
+    @classmethod
+    def note(cls, signum: int, frame: object) -> None:
+        cls.received = True
+
+
+def hold_stop_signals() -> None:
+    """In a process started by :func:`respawn` (the stop signals are blocked): note them from now
+    on, unblocked, until the worker's loop handles them (:func:`stop_signalled`). Elsewhere
+    nothing changes (Ctrl-C during start-up still interrupts)."""
+    if not STOP_SIGNALS & signal.pthread_sigmask(signal.SIG_BLOCK, ()):
+        return
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _StopSignals.note)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a pending one is noted now
+
+
+def stop_signalled() -> bool:
+    """Whether a stop signal arrived while :func:`hold_stop_signals` held them."""
+    return _StopSignals.received

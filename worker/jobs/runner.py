@@ -14,8 +14,8 @@ Beside the fetch loops run:
 - the recovery sweep (``worker.recovery``), which takes running jobs away from dead workers.
 
 Recycling (``worker.jobs.recycling``): the fetch loops take no more than ``WORKER_MAX_JOBS``
-jobs, and once that many were taken, or a job leaves the process over ``WORKER_MAX_MEMORY_MB``,
-the runner stops fetching as on SIGTERM; the heartbeat writes the job count and memory.
+jobs; once that many have ended, or a job leaves the process over ``WORKER_MAX_MEMORY_MB``, the
+runner stops as on SIGTERM; the heartbeat writes the job count and memory.
 
 A job that was lost with a dead worker is *suspected* of killing it: it runs alone in its process
 (no other job runs there meanwhile), so that a later loss can be blamed on it with certainty. An
@@ -324,6 +324,7 @@ class Runner:
                 self._solo_pending -= 1
             self._busy[queue] -= 1
             self._tasks.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+            self.recycler.job_ended()  # WORKER_MAX_JOBS reached, or over WORKER_MAX_MEMORY_MB
             self._job_ended.set()
             for event in self._slot_freed.values():
                 event.set()
@@ -339,7 +340,6 @@ class Runner:
                 self._wake_all()  # its lock is free: a job waiting for it may start now
         finally:
             self._executing -= 1
-            self.recycler.job_ended()
 
     def _ended(self, batch: list[state.Ending]) -> None:
         """Ends were written: wake the fetch loops if a lock was released or a retry is due."""
