@@ -17,6 +17,7 @@ running.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -54,7 +55,12 @@ class RecyclePolicy:
 
 def resident_bytes() -> int:
     """This process's resident set size, in bytes (one read of ``/proc/self/statm``)."""
-    return int(psutil.Process().memory_info().rss)
+    return int(_process(os.getpid()).memory_info().rss)
+
+
+@functools.cache
+def _process(pid: int) -> psutil.Process:
+    return psutil.Process(pid)  # built once: building it reads /proc as well
 
 
 class MemoryGauge:
