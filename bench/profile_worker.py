@@ -85,7 +85,7 @@ def main() -> None:
             schema.upgrade(engine)
             runtime.setup(url)
             for _ in range(args.jobs // 1000):
-                deferring.defer_batch(noop, [{}] * 1000, noop.defer_options({}))
+                deferring.defer_signatures([(noop, {}, noop.defer_options({}))] * 1000)
             log = Path(root) / "worker.log"
             with log.open("w") as handle:
                 worker = subprocess.Popen(
