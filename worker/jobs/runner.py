@@ -247,7 +247,7 @@ class Runner:
                 continue
             if free < concurrency / 2 and self._busy_fetch[queue]:
                 # a busy queue: let more slots free up so that one fetch fills several
-                await asyncio.sleep(FETCH_GATHER)
+                await self._gather_slots(queue, concurrency)
                 free = concurrency - self._busy[queue]
             free = self.recycler.reserve(free)  # never past WORKER_MAX_JOBS
             if free <= 0:
@@ -269,6 +269,20 @@ class Runner:
                 interval = self.options.poll_interval if self._listening else DEAF_POLL_INTERVAL
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake[queue].wait(), interval)
+
+    async def _gather_slots(self, queue: str, concurrency: int) -> None:
+        """Wait until half the queue's slots are free, at most ``FETCH_GATHER`` seconds: short
+        jobs free theirs within microseconds, and a fixed pause would idle every slot."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FETCH_GATHER
+        freed = self._slot_freed[queue]
+        while concurrency - self._busy[queue] < concurrency / 2 and not self._stop.is_set():
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(freed.wait(), left)
 
     async def _fetch(self, queues: list[str], limit: int) -> list[state.Run] | None:
         """Take up to ``limit`` jobs; ``None`` when the database could not be reached."""
@@ -429,6 +443,8 @@ class Runner:
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(self.options.heartbeat_interval)
+            if self.worker_id is None:
+                continue  # not registered yet (the database is not answering): nothing to beat
             try:
                 await self._beat()
             except (psycopg.OperationalError, OSError) as exc:
