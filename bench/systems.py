@@ -243,14 +243,28 @@ class Ours(ProcrastinateTables):
 
     def enqueue_one(self) -> None:
         bind_runtime(self.db.url)
-        with db.session_scope():
-            noop_tasks.noop.delay()
+        noop_tasks.noop.delay()
 
     def enqueue_batch(self, size: int) -> None:
         from worker.jobs import group
 
         bind_runtime(self.db.url)
         group(noop_tasks.noop.s() for _ in range(size)).apply_async()
+
+
+class OursInTransaction(Ours):
+    """Enqueue only: ``.delay()`` and ``group`` inside the caller's ``session_scope`` (a
+    transaction begun and committed around each call, as app code deferring with its writes)."""
+
+    def enqueue_one(self) -> None:
+        bind_runtime(self.db.url)
+        with db.session_scope():
+            noop_tasks.noop.delay()
+
+    def enqueue_batch(self, size: int) -> None:
+        bind_runtime(self.db.url)
+        with db.session_scope():
+            super().enqueue_batch(size)
 
 
 class BareProcrastinate(ProcrastinateTables):

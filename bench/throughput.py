@@ -25,9 +25,10 @@ After its no-op run, each worker stays idle while single jobs are deferred one a
 defer -> start latency from the server's timestamps (procrastinate's ``deferred`` and ``started``
 events, PgQueuer's ``queued`` and ``picked`` log rows; Celery: wall clock before ``delay()`` to
 the clock read by the task). Enqueue rates are measured with no worker running: one job per
-call (``noop.delay()`` in its own ``session_scope``, procrastinate's sync ``defer()``, PgQueuer's
-``enqueue``, Celery's ``delay()``) and 100 per call (``group(...)``, ``batch_defer``, PgQueuer's
-list enqueue, Celery's ``group``).
+call (``noop.delay()``, procrastinate's sync ``defer()``, PgQueuer's ``enqueue``, Celery's
+``delay()``) and 100 per call (``group(...)``, ``batch_defer``, PgQueuer's list enqueue, Celery's
+``group``); ours also inside a ``session_scope`` of its own (app code deferring with its writes
+pays a BEGIN and a COMMIT around it).
 
 ``--big`` adds ``manage.py worker`` (no-op) on a second database holding 1,000,000 succeeded jobs
 and their 3 events each, to every round, and prints its ratio to the empty tables.
@@ -299,6 +300,7 @@ def build_peers(
         ours = systems.Ours(url)
         peers.add(ours, "ours", Run("ours no-op", ours, NO_OP, latency=True),
                   Run("ours one-row", ours, ONE_ROW))  # fmt: skip
+        peers.add(systems.OursInTransaction(url), "ours in a transaction")
     if "bare" in args.systems:
         bare = systems.BareProcrastinate(url)
         peers.add(bare, "procrastinate", Run("bare no-op", bare, NO_OP, latency=True))
@@ -465,7 +467,8 @@ RATIOS = [
 ]
 
 ENQUEUE_LABELS = {
-    "ours": f"`.delay()` in its own `session_scope` / `group(...)` of {BATCH}",
+    "ours": f"`.delay()` / `group(...)` of {BATCH}",
+    "ours in a transaction": "the same inside a `session_scope` (BEGIN ... COMMIT around it)",
     "procrastinate": f"procrastinate sync `defer()` / `batch_defer` of {BATCH}",
     "pgqueuer": f"PgQueuer `enqueue` / list enqueue of {BATCH}",
     "celery": f"Celery `delay()` / `group(...)` of {BATCH}",
@@ -473,6 +476,12 @@ ENQUEUE_LABELS = {
 
 ENQUEUE_RATIOS = [
     ("`.delay()` / procrastinate sync defer", "one", "ours", "procrastinate"),
+    (
+        "`.delay()` in a transaction / procrastinate sync defer",
+        "one",
+        "ours in a transaction",
+        "procrastinate",
+    ),
     ("`.delay()` / PgQueuer enqueue", "one", "ours", "pgqueuer"),
     ("`.delay()` / Celery delay", "one", "ours", "celery"),
     (f"group of {BATCH} / PgQueuer list enqueue", "batch", "ours", "pgqueuer"),

@@ -1,0 +1,153 @@
+"""procrastinate's job triggers once per statement instead of once per row
+
+procrastinate fires three PL/pgSQL row triggers for every job inserted (the ``deferred`` event,
+the ``scheduled`` event, two NOTIFYs with distinct payloads) and one for every status change
+(its event). A batch of 100 jobs paid 100 calls of each: 2.5 of the 3.2 ms the server spent on
+it. These triggers do the same work once per statement, from the statement's transition tables:
+the same event rows (same types, same ``at``, ``scheduled`` before ``deferred`` as the row
+triggers' name order gave), and one ``job_inserted`` NOTIFY per queue per statement instead of
+one per job (procrastinate's worker and ours only wake on it; its ``job_id`` is the lowest of
+the statement's jobs in that queue). The abort-request triggers, rare, stay as they are.
+
+Revision ID: 0015
+Revises: 0014
+Create Date: 2026-12-01
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0015"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+_INSERTED = """
+CREATE FUNCTION tl_jobs_inserted() RETURNS trigger
+  LANGUAGE plpgsql
+AS $$
+DECLARE
+    inserted record;
+    payload text;
+BEGIN
+    INSERT INTO procrastinate_events (job_id, type, at)
+    SELECT id, 'scheduled'::procrastinate_job_event_type, scheduled_at
+      FROM new_jobs
+     WHERE status = 'todo' AND scheduled_at IS NOT NULL
+     ORDER BY id;
+    INSERT INTO procrastinate_events (job_id, type)
+    SELECT id, 'deferred'::procrastinate_job_event_type
+      FROM new_jobs
+     WHERE status = 'todo'
+     ORDER BY id;
+    FOR inserted IN
+        SELECT queue_name, min(id) AS id FROM new_jobs WHERE status = 'todo' GROUP BY queue_name
+    LOOP
+        payload := json_build_object('type', 'job_inserted', 'job_id', inserted.id)::text;
+        PERFORM pg_notify('procrastinate_queue_v1#' || inserted.queue_name, payload);
+        PERFORM pg_notify('procrastinate_any_queue_v1', payload);
+    END LOOP;
+    RETURN NULL;
+END;
+$$;
+"""
+
+_UPDATED = """
+CREATE FUNCTION tl_jobs_updated() RETURNS trigger
+  LANGUAGE plpgsql
+AS $$
+BEGIN
+    -- a job waiting with a time (a retry put back) is scheduled, as the row trigger said, and
+    -- before its status event (the row triggers fired in name order)
+    INSERT INTO procrastinate_events (job_id, type, at)
+    SELECT new_row.id, 'scheduled'::procrastinate_job_event_type, new_row.scheduled_at
+      FROM new_jobs AS new_row
+     WHERE new_row.status = 'todo' AND new_row.scheduled_at IS NOT NULL
+     ORDER BY new_row.id;
+    INSERT INTO procrastinate_events (job_id, type)
+    SELECT changed.id, changed.event_type
+      FROM (
+        SELECT new_row.id,
+               CASE
+                 WHEN old_row.status = 'todo' AND new_row.status = 'doing'
+                   THEN 'started'::procrastinate_job_event_type
+                 WHEN old_row.status = 'doing' AND new_row.status = 'todo'
+                   THEN 'deferred_for_retry'::procrastinate_job_event_type
+                 WHEN old_row.status = 'doing' AND new_row.status = 'failed'
+                   THEN 'failed'::procrastinate_job_event_type
+                 WHEN old_row.status = 'doing' AND new_row.status = 'succeeded'
+                   THEN 'succeeded'::procrastinate_job_event_type
+                 WHEN old_row.status = 'todo'
+                      AND new_row.status IN ('cancelled', 'failed', 'succeeded')
+                   THEN 'cancelled'::procrastinate_job_event_type
+                 WHEN old_row.status = 'doing' AND new_row.status = 'aborted'
+                   THEN 'aborted'::procrastinate_job_event_type
+                 WHEN old_row.status = 'failed' AND new_row.status = 'todo'
+                   THEN 'retried'::procrastinate_job_event_type
+               END AS event_type
+          FROM new_jobs AS new_row
+          JOIN old_jobs AS old_row ON old_row.id = new_row.id
+         WHERE old_row.status IS DISTINCT FROM new_row.status
+      ) AS changed
+     WHERE changed.event_type IS NOT NULL
+     ORDER BY changed.id;
+    RETURN NULL;
+END;
+$$;
+"""
+
+_ROW_TRIGGERS = (
+    "procrastinate_jobs_notify_queue_job_inserted_v1",
+    "procrastinate_trigger_status_events_insert_v1",
+    "procrastinate_trigger_scheduled_events_v1",
+    "procrastinate_trigger_status_events_update_v1",
+)
+
+
+def upgrade() -> None:
+    for trigger in _ROW_TRIGGERS:
+        op.execute(f"DROP TRIGGER {trigger} ON procrastinate_jobs")
+    op.execute(_INSERTED)
+    op.execute(_UPDATED)
+    op.execute(
+        "CREATE TRIGGER tl_jobs_inserted AFTER INSERT ON procrastinate_jobs"
+        " REFERENCING NEW TABLE AS new_jobs"
+        " FOR EACH STATEMENT EXECUTE FUNCTION tl_jobs_inserted()"
+    )
+    op.execute(
+        "CREATE TRIGGER tl_jobs_updated AFTER UPDATE ON procrastinate_jobs"
+        " REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs"
+        " FOR EACH STATEMENT EXECUTE FUNCTION tl_jobs_updated()"
+    )
+
+
+def downgrade() -> None:
+    op.execute("DROP TRIGGER tl_jobs_updated ON procrastinate_jobs")
+    op.execute("DROP TRIGGER tl_jobs_inserted ON procrastinate_jobs")
+    op.execute("DROP FUNCTION tl_jobs_updated()")
+    op.execute("DROP FUNCTION tl_jobs_inserted()")
+    op.execute(
+        "CREATE TRIGGER procrastinate_jobs_notify_queue_job_inserted_v1"
+        " AFTER INSERT ON procrastinate_jobs"
+        " FOR EACH ROW WHEN ((new.status = 'todo'::procrastinate_job_status))"
+        " EXECUTE PROCEDURE procrastinate_notify_queue_job_inserted_v1()"
+    )
+    op.execute(
+        "CREATE TRIGGER procrastinate_trigger_status_events_update_v1"
+        " AFTER UPDATE OF status ON procrastinate_jobs"
+        " FOR EACH ROW EXECUTE PROCEDURE procrastinate_trigger_function_status_events_update_v1()"
+    )
+    op.execute(
+        "CREATE TRIGGER procrastinate_trigger_status_events_insert_v1"
+        " AFTER INSERT ON procrastinate_jobs"
+        " FOR EACH ROW WHEN ((new.status = 'todo'::procrastinate_job_status))"
+        " EXECUTE PROCEDURE procrastinate_trigger_function_status_events_insert_v1()"
+    )
+    op.execute(
+        "CREATE TRIGGER procrastinate_trigger_scheduled_events_v1"
+        " AFTER UPDATE OR INSERT ON procrastinate_jobs"
+        " FOR EACH ROW WHEN ((new.scheduled_at IS NOT NULL"
+        " AND new.status = 'todo'::procrastinate_job_status))"
+        " EXECUTE PROCEDURE procrastinate_trigger_function_scheduled_events_v1()"
+    )
