@@ -69,6 +69,8 @@ def served(database_url: str, workers: list[WorkerProcess]) -> Iterator[str]:
     assert found, worker.output()
     yield found.group(1).rstrip("/")
     runtime.teardown()
+    assert worker.stop() == 0  # SIGTERM: the jobs drain, then the dashboard's thread stops
+    assert "dashboard stopped" in worker.output()
 
 
 def status_of(job_id: int) -> str:
@@ -142,8 +144,6 @@ def test_an_action_without_the_token_is_refused(browser: Any, served: str) -> No
 def test_the_overview_chart_and_counts_match_the_database(
     browser: Any, served: str, tmp_path: Path
 ) -> None:
-    from selenium.webdriver.common.by import By
-
     jobs = [int(sample_tasks.add.delay(n, 1).id) for n in range(5)]
     jobs += [int(sample_tasks.broken.delay(reason).id) for reason in ("a", "b")]
     wait_until(lambda: all(status_of(j) in ("succeeded", "failed") for j in jobs))
@@ -158,24 +158,29 @@ def test_the_overview_chart_and_counts_match_the_database(
         )
 
     browser.get(served + "/")
-    figures = {
-        name: int(browser.find_element(By.ID, f"total-{name}").text)
-        for name in ("succeeded", "failed", "ready", "running")
-    }
-    bars = browser.find_elements(By.CSS_SELECTOR, "#throughput g.bar")
-    charted = {
-        "succeeded": sum(int(bar.get_attribute("data-succeeded")) for bar in bars),
-        "failed": sum(int(bar.get_attribute("data-failed")) for bar in bars),
-    }
+    # read in one script: the live section is replaced every 5 s, elements go stale
+    shown = browser.execute_script(
+        "const figure = id => parseInt(document.getElementById(id).textContent, 10);"
+        "const bars = [...document.querySelectorAll('#throughput g.bar')];"
+        "const sum = key => bars.reduce((n, bar) => n + parseInt(bar.dataset[key], 10), 0);"
+        "return {succeeded: figure('total-succeeded'), failed: figure('total-failed'),"
+        " ready: figure('total-ready'), running: figure('total-running'),"
+        " bars: bars.length, charted: {succeeded: sum('succeeded'), failed: sum('failed')},"
+        " default_failed: document.querySelector("
+        "  \"#queues tr[data-queue='default'] [data-col='failed']\").textContent.trim()};"
+    )
+    figures = {key: shown[key] for key in ("succeeded", "failed", "ready", "running")}
+    charted = shown["charted"]
+    bars = shown["bars"]
 
     assert ended == {"succeeded": 5, "failed": 2}
     assert {k: figures[k] for k in ("succeeded", "failed")} == ended == charted
     assert figures["ready"] == figures["running"] == 0
-    assert len(bars) == 60
-    default_row = browser.find_element(By.CSS_SELECTOR, "#queues tr[data-queue='default']")
-    assert default_row.find_element(By.CSS_SELECTOR, "[data-col='failed']").text == "2"
-    before = browser.find_element(By.ID, "as-of").text
-    wait_until(lambda: browser.find_element(By.ID, "as-of").text != before, timeout=20,
+    assert bars == 60
+    assert shown["default_failed"] == "2"
+    as_of = "return document.getElementById('as-of').textContent"
+    before = browser.execute_script(as_of)
+    wait_until(lambda: browser.execute_script(as_of) != before, timeout=20,
                message="the overview did not refresh itself")  # fmt: skip
     if os.environ.get("DASHBOARD_SCREENSHOT"):
         browser.save_screenshot(os.environ["DASHBOARD_SCREENSHOT"])
