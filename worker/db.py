@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import select
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -68,7 +69,7 @@ PING_IDLE_AFTER = 2.0
 def make_engine(
     database_url: str, *, connect_timeout: int = 10, pool_pre_ping: bool = True, **kwargs: Any
 ) -> sa.Engine:
-    """A pooled SQLAlchemy engine on psycopg 3 that tests connections left idle before use.
+    """A pooled SQLAlchemy engine on psycopg 3 that tests suspect connections before use.
 
     Parameters
     ----------
@@ -77,12 +78,13 @@ def make_engine(
     connect_timeout:
         Seconds libpq waits for the server before failing.
     pool_pre_ping:
-        Test a connection taken from the pool after more than :data:`PING_IDLE_AFTER` s unused
-        (one round trip), and replace it if the server does not answer, so that a server
-        restarted while the pool slept does not fail the first statement. A connection in
-        steady use is not tested: testing each checkout doubled the round trips of a
-        ``.delay()``; a break found while in use fails that statement and the connection is
-        replaced. The worker turns it off, its jobs re-run after a broken connection anyway.
+        Test a connection taken from the pool (one round trip), and replace it if the server
+        does not answer, when it is suspect: its socket has something to read while it sat
+        idle (a server that shut down or restarted says so to every client, or its socket was
+        closed), or it sat unused for over :data:`PING_IDLE_AFTER` s. A connection in steady
+        use costs one ``poll()`` system call instead of a round trip: testing every checkout
+        doubled the round trips of a ``.delay()``. The worker turns it off: its jobs re-run
+        after a broken connection anyway.
     kwargs:
         Passed to :func:`sqlalchemy.create_engine` (``pool_size``, ``echo``, ...).
     """
@@ -90,7 +92,7 @@ def make_engine(
     engine = sa.create_engine(sqlalchemy_url(database_url), connect_args=connect_args, **kwargs)
     if pool_pre_ping:
         sa.event.listen(engine, "checkin", _note_checkin)
-        sa.event.listen(engine, "checkout", _ping_if_idle)
+        sa.event.listen(engine, "checkout", _test_if_suspect)
     return engine
 
 
@@ -98,11 +100,13 @@ def _note_checkin(dbapi_connection: Any, record: Any) -> None:
     record.info["checked_in_at"] = time.monotonic()
 
 
-def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-    """Test a connection idle for long; raising ``DisconnectionError`` makes the pool replace
-    it and try again (SQLAlchemy's pessimistic disconnect handling)."""
+def _test_if_suspect(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Ping a suspect connection; raising ``DisconnectionError`` makes the pool replace it and
+    try again (SQLAlchemy's pessimistic disconnect handling)."""
     checked_in_at = record.info.get("checked_in_at")
-    if checked_in_at is None or time.monotonic() - checked_in_at < PING_IDLE_AFTER:
+    if checked_in_at is None:
+        return  # a connection just opened
+    if time.monotonic() - checked_in_at < PING_IDLE_AFTER and not _has_input(dbapi_connection):
         return
     try:
         dbapi_connection.execute("SELECT 1")
@@ -111,6 +115,20 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
     finally:
         if not dbapi_connection.closed and dbapi_connection.info.transaction_status != 0:
             dbapi_connection.rollback()
+
+
+def _has_input(dbapi_connection: Any) -> bool:
+    """Whether an idle connection's socket has something to read (nothing is expected: a
+    server's goodbye, or the end of the stream); no round trip."""
+    if dbapi_connection.closed:
+        return True
+    try:
+        socket = dbapi_connection.pgconn.socket
+    except psycopg.Error:
+        return True
+    poller = select.poll()
+    poller.register(socket, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def bind(engine: sa.Engine | None) -> None:

@@ -4,7 +4,10 @@ Each queue has its own concurrency. A fetch loop takes as many ready jobs as its
 slots, in one statement (``worker.jobs.state``, ``fetch_jobs``), and runs each in a thread of the
 process's executor (:func:`worker.jobs.execution.run_job`). It fetches again when a slot frees,
 when the listener hears of a new job (LISTEN on procrastinate's queue channels), and at least
-every ``poll_interval`` seconds.
+every ``poll_interval`` seconds. While a queue's jobs are short (a moving mean under
+``PREFETCH_BELOW``) it takes up to as many again ahead of its slots, started as slots free: the
+next fetch overlaps the running jobs instead of idling every slot for a round trip. Jobs taken
+ahead and not started when the process stops are put back as they were (not lost runs).
 
 Beside the fetch loops run:
 
@@ -32,6 +35,7 @@ it judges other workers dead (they could not beat either).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime
 import json
@@ -59,6 +63,8 @@ DEAF_POLL_INTERVAL = 1.0
 MAX_OUTAGE_PAUSE = 2.0
 #: Seconds a busy queue's fetch waits for more of its slots to free up.
 FETCH_GATHER = 0.002
+#: A queue whose jobs last less than this on average (seconds) takes jobs ahead of its slots.
+PREFETCH_BELOW = 0.02
 #: Heartbeats after which a job this worker holds but does not run is put back.
 ORPHAN_AFTER_BEATS = 2
 #: Seconds between two log lines about the same outage.
@@ -115,6 +121,12 @@ class Runner:
         #: The queue's last fetch filled every free slot (more jobs are likely waiting).
         self._busy_fetch = dict.fromkeys(self.queues, False)
         self._tasks: dict[asyncio.Task[None], state.Run] = {}
+        #: Jobs taken ahead of free slots (see ``_prefetch_depth``), started as slots free.
+        self._ready: dict[str, collections.deque[state.Run]] = {
+            queue: collections.deque() for queue in self.queues
+        }
+        #: Moving mean of the queue's job durations (seconds); ``None`` before its first job.
+        self._mean_duration: dict[str, float | None] = dict.fromkeys(self.queues)
         self._executing = 0
         self._job_ended = asyncio.Event()
         self._solo_lock = asyncio.Lock()
@@ -163,6 +175,7 @@ class Runner:
         """Wait for running jobs to end and their ends to be written (at most ``timeout``
         seconds); return whether they were."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        await self._release_ready()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
         if self._tasks:
@@ -240,12 +253,13 @@ class Runner:
     async def _serve(self, queue: str) -> None:
         concurrency = self.options.concurrency[queue]
         while not self._stop.is_set():
-            free = concurrency - self._busy[queue]
+            depth = self._prefetch_depth(queue, concurrency)
+            free = concurrency + depth - self._busy[queue] - len(self._ready[queue])
             if free <= 0 or self._solo_pending:
                 self._slot_freed[queue].clear()
                 await self._slot_freed[queue].wait()
                 continue
-            if free < concurrency / 2 and self._busy_fetch[queue]:
+            if not depth and free < concurrency / 2 and self._busy_fetch[queue]:
                 # a busy queue: let more slots free up so that one fetch fills several
                 await self._gather_slots(queue, concurrency)
                 free = concurrency - self._busy[queue]
@@ -262,13 +276,34 @@ class Runner:
             if runs is None:
                 await self._pause_after_failure()
                 continue
-            for run in runs:
-                self._start(run, queue)
+            self._ready[queue].extend(runs)
+            self._start_ready(queue)
             self._busy_fetch[queue] = len(runs) == free
             if len(runs) < free:
                 interval = self.options.poll_interval if self._listening else DEAF_POLL_INTERVAL
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake[queue].wait(), interval)
+
+    def _prefetch_depth(self, queue: str, concurrency: int) -> int:
+        """Jobs a queue takes ahead of its free slots: as many as its slots while its jobs are
+        short (a fetch then overlaps the running jobs instead of idling every slot for a round
+        trip), none while they are long (a job held ahead would wait for a slot that another
+        process may have free)."""
+        mean = self._mean_duration[queue]
+        return concurrency if mean is not None and mean < PREFETCH_BELOW else 0
+
+    def _start_ready(self, queue: str) -> None:
+        """Start the queue's jobs taken ahead, as far as its free slots go."""
+        ready = self._ready[queue]
+        concurrency = self.options.concurrency[queue]
+        while ready and self._busy[queue] < concurrency and not self._solo_pending:
+            self._start(ready.popleft(), queue)
+
+    async def _release_ready(self) -> None:
+        """Put back the jobs taken ahead and not started (the process is stopping)."""
+        for ready in self._ready.values():
+            while ready:
+                await self._release(ready.popleft())
 
     async def _gather_slots(self, queue: str, concurrency: int) -> None:
         """Wait until half the queue's slots are free, at most ``FETCH_GATHER`` seconds: short
@@ -287,7 +322,7 @@ class Runner:
     async def _fetch(self, queues: list[str], limit: int) -> list[state.Run] | None:
         """Take up to ``limit`` jobs; ``None`` when the database could not be reached."""
         assert self.worker_id is not None
-        idle = not self._tasks and not self._claiming_suspect
+        idle = not self._tasks and not any(self._ready.values()) and not self._claiming_suspect
         if idle:
             self._claiming_suspect = True
         try:
@@ -339,6 +374,9 @@ class Runner:
             self._busy[queue] -= 1
             self._tasks.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
             self.recycler.job_ended()  # WORKER_MAX_JOBS reached, or over WORKER_MAX_MEMORY_MB
+            if not self._stop.is_set():
+                for name in self.queues if run.alone else (queue,):
+                    self._start_ready(name)
             self._job_ended.set()
             for event in self._slot_freed.values():
                 event.set()
@@ -347,13 +385,20 @@ class Runner:
         self._executing += 1
         try:
             loop = asyncio.get_running_loop()
+            started = time.monotonic()
             ending = await loop.run_in_executor(self._executor, execution.run_job, run)
+            self._note_duration(run.job.queue, time.monotonic() - started)
             if ending is not None:
                 self._completer.add(ending)
             elif run.job.lock is not None:
                 self._wake_all()  # its lock is free: a job waiting for it may start now
         finally:
             self._executing -= 1
+
+    def _note_duration(self, queue: str, seconds: float) -> None:
+        if queue in self._mean_duration:
+            mean = self._mean_duration[queue]
+            self._mean_duration[queue] = seconds if mean is None else mean * 0.9 + seconds * 0.1
 
     def _ended(self, batch: list[state.Ending]) -> None:
         """Ends were written: wake the fetch loops if a lock was released or a retry is due."""
@@ -475,6 +520,7 @@ class Runner:
         commit went through while its answer was lost (a connection cut at that instant)."""
         assert self.worker_id is not None
         known = {run.job_id for run in self._tasks.values()} | self._completer.job_ids()
+        known.update(run.job_id for ready in self._ready.values() for run in ready)
         held = await self._beat_link.query(
             "held_jobs",
             worker_id=self.worker_id,
