@@ -83,8 +83,7 @@ def make_engine(
         idle (a server that shut down or restarted says so to every client, or its socket was
         closed), or it sat unused for over :data:`PING_IDLE_AFTER` s. A connection in steady
         use costs one ``poll()`` system call instead of a round trip: testing every checkout
-        doubled the round trips of a ``.delay()``. The worker turns it off: its jobs re-run
-        after a broken connection anyway.
+        doubled the round trips of a ``.delay()``.
     kwargs:
         Passed to :func:`sqlalchemy.create_engine` (``pool_size``, ``echo``, ...).
     """

@@ -128,7 +128,9 @@ def setup(
         connect_timeout=timeout,
         pool_size=pool_size,
         max_overflow=2,
-        pool_pre_ping=not worker,
+        # a connection is tested only when suspect (its socket has input, or it idled for
+        # long): free in steady use, and a job's first statement after a restart succeeds
+        pool_pre_ping=True,
     )
     db.bind(engine)
     app_module.bind(
