@@ -146,10 +146,10 @@ async def _run(runner: Runner, plan: WorkerPlan, scheduler: Scheduler | None = N
         await _run_until_stopped(runner, plan, scheduler, signalled)
     finally:
         recycle = runner.recycler.reason is not None and not signalled.is_set()
-        if recycle:  # a SIGTERM from now on waits (pending) for the fresh process to handle it
-            signal.pthread_sigmask(signal.SIG_BLOCK, recycling.STOP_SIGNALS)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        if recycle:
+            recycling.note_stop_signals()  # a SIGTERM before the exec cancels it
     return recycle
 
 

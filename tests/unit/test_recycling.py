@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -202,7 +202,8 @@ def test_a_sigterm_pending_across_the_exec_is_noted_for_a_graceful_stop() -> Non
     assert signal.getsignal(signal.SIGTERM) is not recycling._StopSignals.note
 
     signal.pthread_sigmask(signal.SIG_BLOCK, recycling.STOP_SIGNALS)  # as respawn leaves them
-    os.kill(os.getpid(), signal.SIGTERM)  # while the fresh process starts
+    # while the fresh process starts (its one thread: here, the main thread of this one)
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
     recycling.hold_stop_signals()
 
     assert recycling.stop_signalled(), "noted, not killed: the loop stops gracefully"
@@ -229,3 +230,16 @@ def test_a_process_that_cannot_exec_itself_exits_1_for_a_supervisor(
         recycling.respawn({})
 
     assert exits == [1]
+
+
+@pytest.mark.usefixtures("signal_state")
+def test_a_sigterm_between_the_drain_and_the_exec_cancels_the_exec(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(recycling.os, "execve", lambda *args: pytest.fail("exec'd after SIGTERM"))
+    recycling.note_stop_signals()  # as the worker loop leaves them when it recycles
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+
+    recycling.respawn({})  # returns: the caller exits 0
+
+    assert recycling.stop_signalled()

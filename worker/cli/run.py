@@ -105,8 +105,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             raise CommandError(f"{exc}; see the log above") from exc
         if recycle and plan.respawn_environ is not None:
             # still attached to the embedded server (same pid after exec): it keeps running
-            recycling.respawn(plan.respawn_environ)
-        if recycle:
+            recycling.respawn(plan.respawn_environ)  # returns only after a SIGTERM meanwhile
+        elif recycle:
             logger.info(
                 "recycled: exiting 0 for the supervisor to start a fresh process (--no-respawn)",
                 extra={"action": "worker_recycle_exit"},

@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 import psutil
 import sqlalchemy as sa
@@ -235,8 +235,10 @@ def identity(queues: Sequence[str]) -> dict[str, object]:
     return {"pid": os.getpid(), "hostname": socket.gethostname(), "queues": list(queues)}
 
 
-def respawn(environ: Mapping[str, str]) -> NoReturn:
+def respawn(environ: Mapping[str, str]) -> None:
     """Replace this process with a fresh one: same interpreter, command line and ``environ``.
+    Returns only when a stop signal arrived since the drain (:func:`note_stop_signals`): the
+    caller then exits 0 instead.
 
     The pid stays, so the embedded PostgreSQL's list of users still holds it and the server keeps
     running; nothing at exit runs (no ``atexit``, no ``finally`` above the caller). File
@@ -255,6 +257,12 @@ def respawn(environ: Mapping[str, str]) -> NoReturn:
     # a SIGTERM while the fresh process starts must stop it gracefully, not kill it: the
     # signals stay blocked (pending) across the exec until :func:`hold_stop_signals`
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    if _StopSignals.received:
+        logger.info(
+            "a stop signal arrived while recycling: stopping instead",
+            extra={"action": "worker_respawn_cancelled"},
+        )
+        return
     try:
         os.execve(sys.executable, argv, dict(environ))
     except OSError as exc:  # the interpreter moved or vanished (an upgrade in place)
@@ -283,9 +291,15 @@ def hold_stop_signals() -> None:
     nothing changes (Ctrl-C during start-up still interrupts)."""
     if not STOP_SIGNALS & signal.pthread_sigmask(signal.SIG_BLOCK, ()):
         return
+    note_stop_signals()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a pending one is noted now
+
+
+def note_stop_signals() -> None:
+    """From now on SIGTERM/SIGINT only note that they came (:func:`stop_signalled`): between the
+    worker loop's handlers and the exec, or the fresh process's loop."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, _StopSignals.note)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a pending one is noted now
 
 
 def stop_signalled() -> bool:
