@@ -305,7 +305,7 @@ def test_the_overview_counts_match_the_database(client: FlaskClient, tmp_path: P
 
 
 def test_the_knowledge_schedule_and_mail_pages_answer(client: FlaskClient) -> None:
-    for path in ("/knowledge", "/schedule", "/mail", "/actions", "/login"):
+    for path in ("/knowledge", "/schedule", "/mail", "/actions", "/login", "/healthz"):
         assert client.get(path).status_code == 200, path
 
 

@@ -3,7 +3,6 @@ modules of their own)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -57,12 +56,11 @@ class DatasetRow:
 def knowledge(session: orm.Session, settings: Settings, now: datetime) -> dict[str, Any]:
     """Datasets and their documents by status, documents in progress with their segments'
     progress, stuck and failed documents, and the recovery sweep's last run."""
-    counts: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    counts: dict[tuple[str, str], dict[str, int]] = {}
     for row in session.execute(q("dataset_documents"), {"limit": LIST_LIMIT}):
-        key = (str(row.id), row.name)
-        counts[key]  # a dataset with no document still gets its line
+        per_status = counts.setdefault((str(row.id), row.name), {})  # also with no document
         if row.status is not None:
-            counts[key][row.status] = row.documents
+            per_status[row.status] = row.documents
     stuck = {
         document_id
         for document_id, _, _ in indexing.stuck_documents(session, older_than=STUCK_DOCUMENT_AFTER)

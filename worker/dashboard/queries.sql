@@ -1,3 +1,7 @@
+-- ping --
+-- The database answers.
+SELECT 1
+
 -- job_id_at --
 -- The first job deferred at or after :at (a binary search over event ids, migration 0013).
 SELECT tl_dashboard_job_id_at(CAST(:at AS timestamptz))
