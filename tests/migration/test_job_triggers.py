@@ -26,6 +26,7 @@ SCENARIO = [
     "UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id = {first} + 5",
     "UPDATE procrastinate_jobs SET status = 'todo' WHERE id = {first} + 1",
     "UPDATE procrastinate_jobs SET priority = 5 WHERE id >= {first}",  # no status change
+    "DELETE FROM procrastinate_jobs WHERE id IN ({first} + 4, {first} + 6)",  # events go too
 ]
 
 
@@ -53,6 +54,11 @@ def _play(connection: psycopg.Connection[Any]) -> tuple[list[tuple[Any, ...]], l
         " WHERE job_id >= %s ORDER BY job_id, e.id",
         (first, first),
     ).fetchall()
+    orphans = connection.execute(
+        "SELECT count(*) FROM procrastinate_events e"
+        " WHERE NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.id = e.job_id)"
+    ).fetchone()
+    assert orphans == (0,), "the events of deleted jobs are deleted with them"
     connection.commit()
     notifies = []
     for notify in connection.notifies(timeout=0.5, stop_after=50):

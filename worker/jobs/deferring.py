@@ -6,11 +6,12 @@ lock runs inside a SAVEPOINT: a conflict raises ``AlreadyEnqueued`` and leaves t
 transaction usable, instead of poisoning it so that its COMMIT silently becomes a ROLLBACK.
 
 Jobs are inserted by one prepared statement per chunk of up to :data:`CHUNK` jobs, the rows passed
-as a few arrays: the rows procrastinate's ``procrastinate_defer_jobs_v1`` inserts (its triggers
-send the NOTIFY and write the ``deferred`` event), without a procrastinate ``Job`` object per job
-dumped as a composite value, which cost more than the round trip itself (a ``group`` of 100 spent
-two thirds of its time there). With no transaction to join, a single statement is its own
-transaction (autocommit): one round trip.
+as one JSON array (``json.dumps`` is C, psycopg's array dumping is not): the rows that
+procrastinate's ``procrastinate_defer_jobs_v1`` inserts (its triggers send the NOTIFY and write
+the ``deferred`` event), without a procrastinate ``Job`` object per job dumped as a composite
+value, which cost more than the round trip itself (a ``group`` of 100 spent two thirds of its time
+there). With no transaction to join, a single statement is its own transaction (autocommit): one
+round trip.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ CHUNK = 1000
 _INSERT_JOBS = """
 INSERT INTO procrastinate_jobs
     (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at)
-SELECT queue_name, task_name, priority, lock, queueing_lock, args::jsonb, scheduled_at
-FROM unnest(%s::varchar[], %s::varchar[], %s::int[], %s::text[], %s::text[], %s::text[],
-            %s::timestamptz[])
-    AS job(queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at)
+SELECT queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at
+FROM jsonb_to_recordset(%s::jsonb)
+    AS job(queue_name varchar, task_name varchar, priority int, lock text, queueing_lock text,
+           args jsonb, scheduled_at timestamptz)
 RETURNING id
 """
 
@@ -140,11 +141,23 @@ def insert(connection: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[
             "About to defer %d %s", count, _jobs_word(count),
             extra={"action": "about_to_defer_jobs", "jobs": _log_contexts(jobs, [None] * count)},
         )  # fmt: skip
-    columns: list[list[Any]] = [list(column) for column in zip(*jobs, strict=True)]
-    columns[5] = [json.dumps(arguments) for arguments in columns[5]]
+    rows = json.dumps(
+        [
+            {
+                "queue_name": job.queue,
+                "task_name": job.task_name,
+                "priority": job.priority,
+                "lock": job.lock,
+                "queueing_lock": job.queueing_lock,
+                "args": job.arguments,
+                "scheduled_at": job.scheduled_at.isoformat() if job.scheduled_at else None,
+            }
+            for job in jobs
+        ]
+    )
     try:
         with connection.cursor() as cursor:
-            cursor.execute(_INSERT_JOBS, columns, prepare=True)
+            cursor.execute(_INSERT_JOBS, (rows,), prepare=True)
             ids = [job_id for (job_id,) in cursor.fetchall()]
     except psycopg.errors.UniqueViolation as exc:
         if exc.diag.constraint_name == manager.QUEUEING_LOCK_CONSTRAINT:
