@@ -16,12 +16,21 @@ table was small, scans the whole table: a group of 100 went from 4 to 35 ms as 6
 arrived (until an ANALYZE). Its ``ON DELETE CASCADE`` becomes a statement trigger deleting the
 events of the deleted jobs.
 
+``tl_fetch_jobs`` keeps 0013's pauses but leaves paused queues out of the queue list before it
+scans, instead of testing every row against them: that test made the planner expect one ready
+job, scan and sort the whole backlog, then take the first ones (4 ms per fetch with 5,000 jobs
+waiting, growing with the backlog, against 0.5 ms down the priority index).
+
 Revision ID: 0015
 Revises: 0014
 Create Date: 2026-12-01
 """
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 
 from alembic import op
 
@@ -115,6 +124,35 @@ END;
 $$;
 """
 
+
+def _migration(name: str) -> ModuleType:
+    path = Path(__file__).with_name(name)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fetch_skipping_paused_queues() -> str:
+    """0007's ``tl_fetch_jobs``, its queue list first stripped of the paused queues."""
+    fetch: str = _migration("0007_batched_fetch_and_end.py").FETCH
+    head, body = fetch.split("AS $$", 1)
+    query = body.rsplit("$$;", 1)[0].strip()
+    assert head.count("LANGUAGE sql") == 1 and query.count("p_queues") == 2, "not 0007's"
+    head = head.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+    return (
+        head.replace("LANGUAGE sql", "LANGUAGE plpgsql")
+        + "AS $$\nDECLARE\n    active varchar[];\nBEGIN\n"
+        + "    active := ARRAY(SELECT q FROM unnest(p_queues) AS q WHERE NOT EXISTS (\n"
+        + "        SELECT 1 FROM dashboard_queue_pauses AS p WHERE p.queue_name = q));\n"
+        + "    IF cardinality(active) = 0 THEN\n        RETURN;\n    END IF;\n"
+        + "    RETURN QUERY\n"
+        + query.replace("p_queues", "active")
+        + ";\nEND;\n$$;\n"
+    )
+
+
 _ROW_TRIGGERS = (
     "procrastinate_jobs_notify_queue_job_inserted_v1",
     "procrastinate_trigger_status_events_insert_v1",
@@ -124,6 +162,8 @@ _ROW_TRIGGERS = (
 
 
 def upgrade() -> None:
+    op.execute("DROP FUNCTION tl_fetch_jobs(varchar[], bigint, integer, boolean, double precision)")
+    op.execute(_fetch_skipping_paused_queues())
     for trigger in _ROW_TRIGGERS:
         op.execute(f"DROP TRIGGER {trigger} ON procrastinate_jobs")
     op.execute(_INSERTED)
@@ -148,6 +188,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION tl_fetch_jobs(varchar[], bigint, integer, boolean, double precision)")
+    op.execute(_migration("0013_dashboard.py")._fetch_function(paused=True))
     op.execute("DROP TRIGGER tl_jobs_deleted ON procrastinate_jobs")
     op.execute("DROP FUNCTION tl_jobs_deleted()")
     op.execute(
