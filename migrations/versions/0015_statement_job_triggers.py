@@ -21,6 +21,10 @@ scans, instead of testing every row against them: that test made the planner exp
 job, scan and sort the whole backlog, then take the first ones (4 ms per fetch with 5,000 jobs
 waiting, growing with the backlog, against 0.5 ms down the priority index).
 
+``tl_end_runs`` ends the successes that record no outcome (a task that wrote and returned
+nothing: most ends of a busy queue) by one UPDATE, the status trigger firing once, then the
+others one by one as 0007 did: a batch of 22 ends went from 6.9 to 3.2 ms.
+
 Revision ID: 0015
 Revises: 0014
 Create Date: 2026-12-01
@@ -161,7 +165,66 @@ _ROW_TRIGGERS = (
 )
 
 
+def _end_runs_with_successes_at_once() -> str:
+    """0007's ``tl_end_runs``, its successes with no outcome row ended by one statement first."""
+    end: str = _migration("0007_batched_fetch_and_end.py").END
+    loop = "    FOR e IN\n        SELECT *\n          FROM jsonb_to_recordset(p_ends) AS x("
+    assert end.count(loop) == 1, "not 0007's"
+    declared = "    message text;\nBEGIN\n"
+    assert end.count(declared) == 1, "not 0007's"
+    rest = loop.replace("    FOR e IN\n        SELECT *\n", "    FOR e IN\n        SELECT x.*\n")
+    end = end.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+    end = end.replace(
+        declared,
+        "    message text;\n    done bigint[];\n    succeeded bigint[];\nBEGIN\n" + _SUCCESSES,
+    )
+    return end.replace(loop, rest).replace(
+        "              retry_at timestamptz, mask jsonb)\n    LOOP",
+        "              retry_at timestamptz, mask jsonb)\n"
+        "         WHERE x.id <> ALL(done)\n    LOOP",
+    )
+
+
+#: Successes that record no outcome (a task that wrote nothing and returned nothing): most ends
+#: of a busy queue, now one UPDATE (one firing of the status trigger) instead of one per job.
+_SUCCESSES = """\
+    WITH ends AS (
+        SELECT x.*
+          FROM jsonb_to_recordset(p_ends) AS x(
+              id bigint, run integer, action text, result jsonb, error text, record boolean,
+              retry_at timestamptz, mask jsonb)
+         WHERE x.action = 'succeeded' AND NOT coalesce(x.record, false)
+    ), ended AS (
+        UPDATE procrastinate_jobs AS p
+           SET status = 'succeeded',
+               attempts = p.attempts + 1,
+               abort_requested = false,
+               args = p.args || coalesce(ends.mask, '{}')
+          FROM ends
+         WHERE p.id = ends.id AND p.runs = ends.run AND p.status = 'doing'
+        RETURNING p.id, p.lock, p.queue_name
+    ), woken AS (
+        -- a job waiting for a released lock may start now, in every process
+        SELECT pg_notify('procrastinate_queue_v1#' || queue_name,
+                         json_build_object('type', 'job_inserted', 'job_id', min(id))::text)
+          FROM ended
+         WHERE lock IS NOT NULL
+         GROUP BY queue_name
+    )
+    SELECT coalesce(array_agg(ends.id), '{}'),
+           coalesce(array_agg(ended.id) FILTER (WHERE ended.id IS NOT NULL), '{}')
+      INTO done, succeeded
+      FROM ends
+      LEFT JOIN ended ON ended.id = ends.id
+     WHERE (SELECT count(*) FROM woken) >= 0;
+    RETURN QUERY
+        SELECT ended_id, CASE WHEN ended_id = ANY(succeeded) THEN 'succeeded' ELSE 'fenced' END
+          FROM unnest(done) AS ended_id;
+"""
+
+
 def upgrade() -> None:
+    op.execute(_end_runs_with_successes_at_once())
     op.execute("DROP FUNCTION tl_fetch_jobs(varchar[], bigint, integer, boolean, double precision)")
     op.execute(_fetch_skipping_paused_queues())
     for trigger in _ROW_TRIGGERS:
@@ -188,6 +251,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute(
+        _migration("0007_batched_fetch_and_end.py").END.replace(
+            "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"
+        )
+    )
     op.execute("DROP FUNCTION tl_fetch_jobs(varchar[], bigint, integer, boolean, double precision)")
     op.execute(_migration("0013_dashboard.py")._fetch_function(paused=True))
     op.execute("DROP TRIGGER tl_jobs_deleted ON procrastinate_jobs")
