@@ -65,6 +65,8 @@ MAX_OUTAGE_PAUSE = 2.0
 FETCH_GATHER = 0.002
 #: A queue whose jobs last less than this on average (seconds) takes jobs ahead of its slots.
 PREFETCH_BELOW = 0.02
+#: How many jobs ahead of its slots such a queue holds at most, in multiples of its concurrency.
+PREFETCH_DEPTH = 1
 #: Heartbeats after which a job this worker holds but does not run is put back.
 ORPHAN_AFTER_BEATS = 2
 #: Seconds between two log lines about the same outage.
@@ -290,7 +292,7 @@ class Runner:
         trip), none while they are long (a job held ahead would wait for a slot that another
         process may have free)."""
         mean = self._mean_duration[queue]
-        return concurrency if mean is not None and mean < PREFETCH_BELOW else 0
+        return PREFETCH_DEPTH * concurrency if mean is not None and mean < PREFETCH_BELOW else 0
 
     def _start_ready(self, queue: str) -> None:
         """Start the queue's jobs taken ahead, as far as its free slots go."""
