@@ -134,15 +134,16 @@ def _running(run: state.Run, uow: UnitOfWork) -> Iterator[None]:
 
 def _succeed(task: CeleryTask, run: state.Run, uow: UnitOfWork, result: Any) -> state.Ending | None:
     _check_json(task, result)
+    # an outcome row only if there is a value to keep (status, attempts and times are on the
+    # job): a task that returns nothing ends by the single-statement path of ``end_runs``
+    record = result is not None
     if uow.used_database:
         # the task's last writes, its outcome and the job's end: one transaction
-        state.succeed(uow.session, run, result=result, record=True)
+        state.succeed(uow.session, run, result=result, record=record)
         uow.session.commit()
         return None
-    # nothing of the task's to commit with: the runner writes the end, batched with others,
-    # with an outcome row only if there is a value to keep (status, attempts, times are on
-    # the job)
-    return state.Ending(run=run, action="succeeded", result=result, record=result is not None)
+    # nothing of the task's to commit with: the runner writes the end, batched with others
+    return state.Ending(run=run, action="succeeded", result=result, record=record)
 
 
 def _failed(task: CeleryTask, run: state.Run, exc: Exception, duration: float) -> state.Ending:
