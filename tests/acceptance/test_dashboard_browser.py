@@ -82,6 +82,23 @@ def status_of(job_id: int) -> str:
         )
 
 
+def settled_text(browser: Any, by: str, value: str, expected: str = "") -> str:
+    """The text of an element (once it contains ``expected``) on the page a click or a refresh
+    led to: an element found on the page being left goes stale, and is looked up again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def text(driver: Any) -> str | None:
+        found: str = driver.find_element(by, value).text
+        return found if found and expected in found else None
+
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    shown: str = WebDriverWait(browser, 20, ignored_exceptions=ignored).until(
+        text, message=f"{value} never showed {expected!r}"
+    )
+    return shown
+
+
 def test_a_failed_job_is_found_retried_and_seen_succeeded(
     browser: Any, served: str, tmp_path: Path
 ) -> None:
@@ -108,14 +125,14 @@ def test_a_failed_job_is_found_retried_and_seen_succeeded(
     browser.find_element(By.NAME, "token").send_keys(TOKEN)
     browser.find_element(By.CSS_SELECTOR, "#login button").click()
     browser.find_element(By.CSS_SELECTOR, "button[data-action='act_retry']").click()
-    assert "queued again" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+    assert "queued again" in settled_text(browser, By.CSS_SELECTOR, ".flash", "queued again")
 
     deadline = time.monotonic() + 60
-    while browser.find_element(By.ID, "job-status").text != "succeeded":
+    while settled_text(browser, By.ID, "job-status") != "succeeded":
         assert time.monotonic() < deadline, "the retried job never showed as succeeded"
         time.sleep(0.5)
         browser.refresh()
-    assert browser.find_element(By.ID, "job-outcome").text == "SUCCESS"
+    assert settled_text(browser, By.ID, "job-outcome") == "SUCCESS"
     browser.get(f"{served}/actions")
     assert f"ada 127.0.0.1 retry {job} queued again" in browser.find_element(
         By.ID, "action-log"
