@@ -235,6 +235,7 @@ def test_a_sigterm_while_the_fresh_process_starts_stops_it_gracefully(
     assert worker.output().rstrip().endswith("action='worker_stop'"), worker.output()
 
 
+@pytest.mark.timeout(300)
 def test_the_embedded_server_keeps_running_across_a_recycle(
     manage: Manage, tmp_path: Any, workers: list[WorkerProcess]
 ) -> None:
@@ -251,7 +252,11 @@ def test_the_embedded_server_keeps_running_across_a_recycle(
     for n in range(4):
         deferred = manage("defer", "tests.leak", "--json", f'{{"n": {n}, "mib": 0}}', env=env)
         assert deferred.returncode == 0, deferred.stderr
-    wait_until(lambda: worker.output().count("worker started on") == 3, timeout=120)
+    try:  # three lives: two recycles after two jobs each (slow on a loaded machine)
+        wait_until(lambda: worker.output().count("worker started on") >= 3, timeout=240)
+    except AssertionError:
+        said = worker.output()[-4000:]
+        raise AssertionError(f"not recycled twice; the worker said:\n{said}") from None
 
     status = embedded.status()
     assert status.running and status.pid == server_pid, "the server was stopped and started"
