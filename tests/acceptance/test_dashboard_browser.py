@@ -114,6 +114,7 @@ def test_a_failed_job_is_found_retried_and_seen_succeeded(
     Select(browser.find_element(By.NAME, "status")).select_by_visible_text("failed")
     browser.find_element(By.NAME, "task").send_keys("tests.flaky")
     browser.find_element(By.ID, "apply").click()
+    settled_text(browser, By.CSS_SELECTOR, "#jobs tbody", str(job))  # the filtered page
     rows = browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr[data-job]")
     assert [row.get_attribute("data-job") for row in rows] == [str(job)]
     rows[0].find_element(By.LINK_TEXT, str(job)).click()
