@@ -1,11 +1,13 @@
 """Where a worker's time goes: py-spy samples a ``manage.py worker`` draining no-op jobs.
 
-    python bench/profile_worker.py [--jobs 20000] [--concurrency 10] [--seconds 8]
+    python bench/profile_worker.py [--task noop|one-row] [--jobs 20000] [--concurrency 10]
+                                   [--seconds 8] [--gil]
 
 Prefills the jobs, starts the worker, samples it with ``py-spy record --format raw`` (py-spy is
 in the ``bench`` extra; sampling needs root or ptrace rights) while it drains, and prints the jobs/s
 over the sampled window and the functions that hold the most samples, by own time and by
-inclusive time (idle threads, waiting in ``select``/``epoll``/locks, are left out).
+inclusive time (idle threads, waiting in ``select``/``epoll``/locks, are left out). ``--gil`` keeps
+only the samples of the thread holding the GIL: the worker's Python CPU, which bounds its jobs/s.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.noop_tasks import noop  # noqa: E402
+from bench.noop_tasks import BENCH_ROWS_DDL, noop, one_row  # noqa: E402
 from worker import runtime, schema  # noqa: E402
 from worker.embedded import EmbeddedPostgres  # noqa: E402
 from worker.jobs import deferring  # noqa: E402
@@ -75,7 +77,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--task", choices=("noop", "one-row"), default="noop")
+    parser.add_argument("--gil", action="store_true", help="only samples holding the GIL")
     args = parser.parse_args()
+    task = noop if args.task == "noop" else one_row
     if shutil.which("py-spy") is None:
         raise SystemExit("py-spy is not installed: pip install -e '.[bench]'")
 
@@ -84,8 +89,10 @@ def main() -> None:
             engine = schema.engine_for(url)
             schema.upgrade(engine)
             runtime.setup(url)
+            with engine.begin() as connection:
+                connection.execute(sa.text(BENCH_ROWS_DDL))
             for _ in range(args.jobs // 1000):
-                deferring.defer_signatures([(noop, {}, noop.defer_options({}))] * 1000)
+                deferring.defer_signatures([(task, {}, task.defer_options({}))] * 1000)
             log = Path(root) / "worker.log"
             with log.open("w") as handle:
                 worker = subprocess.Popen(
@@ -103,7 +110,7 @@ def main() -> None:
                 subprocess.run(
                     ["py-spy", "record", "--pid", str(worker.pid), "--format", "raw",
                      "--duration", str(int(args.seconds)), "--rate", "200", "--output", str(raw),
-                     "--nonblocking"],
+                     "--nonblocking", *(["--gil"] if args.gil else [])],
                     check=True, capture_output=True,
                 )  # fmt: skip
                 after, elapsed = done_count(engine), time.monotonic() - start

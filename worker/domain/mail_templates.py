@@ -167,7 +167,7 @@ SUBJECTS: Final[dict[EmailType, dict[Language, str]]] = {
     },
     EmailType.QUEUE_MONITOR_ALERT: {
         Language.EN_US: "Alert: queue {{ queue_name }} has {{ queue_length }} waiting jobs",
-        Language.ZH_HANS: "告警：队列 {{ queue_name }} 有 {{ queue_length }} 个待处理任务",
+        Language.ZH_HANS: "告警：队列 {{ queue_name }} 有 {{ queue_length }} 个待处理任务",  # noqa: RUF001
     },
 }
 

@@ -2,8 +2,9 @@
 
 :func:`run_job` creates the job's :class:`~worker.jobs.uow.UnitOfWork` and calls the task with
 it. When a task that used the database returns, the run ends as ``succeeded`` with its outcome
-row *in the task's own last transaction* (``worker.jobs.state.succeed``, fenced on the run): the
-task's writes, its result and the job's status commit together, or none of them does.
+row *in the task's own last transaction* (``worker.jobs.state.succeed_and_commit``, fenced on
+the run): the task's writes, its result and the job's status commit together, or none of them
+does.
 
 Every other end is returned to the runner (``worker.jobs.runner``), which writes it batched with
 others, retrying until the database answers: the success of a task that wrote nothing, and every
@@ -138,9 +139,12 @@ def _succeed(task: CeleryTask, run: state.Run, uow: UnitOfWork, result: Any) -> 
     # job): a task that returns nothing ends by the single-statement path of ``end_runs``
     record = result is not None
     if uow.used_database:
-        # the task's last writes, its outcome and the job's end: one transaction
-        state.succeed(uow.session, run, result=result, record=record)
-        uow.session.commit()
+        # the task's last writes, its outcome and the job's end: one transaction, ended and
+        # committed by one round trip (the session's commit then only runs its events)
+        session = uow.session
+        session.flush()
+        state.succeed_and_commit(session.connection(), run, result=result, record=record)
+        session.commit()
         return None
     # nothing of the task's to commit with: the runner writes the end, batched with others
     return state.Ending(run=run, action="succeeded", result=result, record=record)

@@ -15,6 +15,7 @@ and its transaction rolls back.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,8 @@ from typing import Any, Literal, LiteralString
 
 import sqlalchemy as sa
 from procrastinate import jobs
+from psycopg import pq
+from psycopg.pq import abc as pq_abc
 
 from worker.domain import sql
 from worker.jobs import secrets
@@ -33,6 +36,13 @@ _PLACEHOLDER = re.compile(r"(?<![:\w]):([a-z_]+)\b")
 
 #: What :func:`end` says of a run that no longer owned its job.
 FENCED = "fenced"
+
+#: The SQLSTATE ``tl_end_runs_or_raise`` raises for a fenced run (migration 0016).
+FENCED_SQLSTATE = "TLF01"
+
+#: ``exec_driver_sql`` options of a statement with its values inlined: sent by the simple query
+#: protocol, which takes several statements in one message (and reads no placeholders).
+_INLINED: dict[str, Any] = {"no_parameters": True}
 
 
 class Fenced(Exception):
@@ -156,22 +166,62 @@ def end(connection: sa.Connection | Any, endings: Sequence[Ending]) -> dict[int,
     return {row.job_id: row.status for row in rows}
 
 
-def end_parameters(endings: Sequence[Ending]) -> dict[str, str]:
-    """Parameters of ``end_runs`` (also run by the runner on its own connections)."""
-    return {"ends": json.dumps([ending.as_json() for ending in endings])}
-
-
-def succeed(connection: sa.Connection | Any, run: Run, *, result: Any, record: bool) -> None:
-    """End ``run`` as succeeded in the caller's transaction (the task's own, when it wrote).
+def succeed_and_commit(connection: sa.Connection, run: Run, *, result: Any, record: bool) -> None:
+    """End ``run`` as succeeded in the caller's transaction and commit that transaction, in one
+    round trip: ``tl_succeed_run`` and ``COMMIT`` go in one message, by the simple query
+    protocol (which takes several statements, and no parameters: the values are inlined, the
+    JSON ones escaped by libpq). The caller's SQLAlchemy transaction is still open on return: its
+    ``commit()`` finds the connection idle and sends nothing (its events still run).
 
     Raises
     ------
     Fenced
-        The job no longer belongs to this run; nothing was written.
+        The job no longer belongs to this run: the error aborted the transaction before the
+        ``COMMIT`` was read; nothing is committed, and the caller must roll back.
     """
-    ending = Ending(run=run, action="succeeded", result=result, record=record)
-    if end(connection, [ending]).get(run.job_id) == FENCED:
-        raise Fenced(run)
+    pgconn = connection.connection.driver_connection.pgconn  # type: ignore[union-attr]
+    values = {
+        "job_id": run.job_id,
+        "run": run.run,
+        "result": None if result is None else json.dumps(result),
+        "record": record,
+        "mask": _mask(run.job.task_name),
+    }
+    statement = _inline(_without_comments("succeed_and_commit"), values, pq.Escaping(pgconn))
+    try:
+        connection.exec_driver_sql(statement, execution_options=_INLINED)
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == FENCED_SQLSTATE:
+            raise Fenced(run) from None
+        raise
+
+
+@functools.cache
+def _without_comments(name: str) -> str:
+    """A named query without its comment lines (values are inlined in its statements only)."""
+    lines = sql.queries()[name].splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith("--"))
+
+
+def _inline(statement: str, values: Mapping[str, Any], escaping: pq_abc.Escaping) -> str:
+    """``statement`` with each ``:name`` replaced by its value as an SQL literal."""
+
+    def literal(match: re.Match[str]) -> str:
+        value = values[match.group(1)]
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int):
+            return str(value)
+        return bytes(escaping.escape_literal(str(value).encode())).decode()
+
+    return _PLACEHOLDER.sub(literal, statement)
+
+
+def end_parameters(endings: Sequence[Ending]) -> dict[str, str]:
+    """Parameters of ``end_runs`` (also run by the runner on its own connections)."""
+    return {"ends": json.dumps([ending.as_json() for ending in endings])}
 
 
 def recover(

@@ -12,6 +12,14 @@ SELECT id, status, task_name, priority, lock, queueing_lock, args, scheduled_at,
 -- mask}. Each is a compare-and-set on its run; the status it got, or 'fenced'.
 SELECT job_id, status FROM tl_end_runs(CAST(:ends AS jsonb))
 
+-- succeed_and_commit --
+-- End run :run of job :job_id as succeeded in the caller's transaction and commit it, in one
+-- message (the simple query protocol: the values are inlined as literals). ``tl_succeed_run``
+-- (migration 0016) raises SQLSTATE TLF01 when the run was fenced: the error aborts the
+-- transaction before COMMIT is read.
+SELECT tl_succeed_run(:job_id, :run, CAST(:result AS jsonb), :record, CAST(:mask AS jsonb));
+COMMIT
+
 -- release_run --
 -- Run :run was taken but never started (its process is stopping): the job waits again as it was.
 UPDATE procrastinate_jobs
