@@ -133,3 +133,35 @@ def test_long_jobs_are_not_taken_ahead(
     assert fetch_limits and max(fetch_limits) <= CONCURRENCY
     assert "doing" not in statuses()
     assert lost_or_held() == 0
+
+
+def test_while_jobs_taken_ahead_wait_a_fetch_brings_many(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    concurrency = 6  # jobs taken ahead: up to 6 more; a fetch while some wait asks for >= 3
+    # each fetch: (limit, jobs taken ahead still waiting, whether the last fetch found more)
+    asked: list[tuple[int, int, bool]] = []
+    fetch = Runner._fetch
+
+    async def recorded(self: Runner, queue_names: list[str], limit: int) -> Any:
+        name = queue_names[0]
+        asked.append((limit, len(self._ready[name]), self._busy_fetch[name]))
+        return await fetch(self, queue_names, limit)
+
+    monkeypatch.setattr(Runner, "_fetch", recorded)
+    monkeypatch.setattr(
+        "tests.integration.test_prefetch.options",
+        lambda: RunnerOptions(
+            concurrency={queues.DATASET: concurrency}, heartbeat_interval=1, stalled_after=60,
+            recovery_interval=60, max_lost_runs=3, poll_interval=0.2, listen=False,
+            recover=False,
+        ),
+    )  # fmt: skip
+    result = group(sample_tasks.slow_tenant.s(f"m{x}", 0.003) for x in range(150)).apply_async()
+
+    serve_until(database_url, done=150)
+
+    while_waiting = [limit for limit, waiting, more in asked if waiting and more]
+    assert while_waiting, "fetches were made while jobs taken ahead waited for a slot"
+    assert min(while_waiting) >= concurrency // 2, "no fetch for one or two jobs at a time"
+    assert result.get(timeout=5) == [f"m{x}" for x in range(150)]

@@ -257,7 +257,14 @@ class Runner:
         while not self._stop.is_set():
             depth = self._prefetch_depth(queue, concurrency)
             free = concurrency + depth - self._busy[queue] - len(self._ready[queue])
-            if free <= 0 or self._solo_pending:
+            if (
+                free <= 0
+                or self._solo_pending
+                or (depth and free < depth / 2 and self._ready[queue] and self._busy_fetch[queue])
+            ):
+                # full; or jobs taken ahead still wait for a slot and the queue has more: let
+                # them run lower first, so that one fetch brings many (each fetch costs the
+                # server about as much as the jobs it brings)
                 self._slot_freed[queue].clear()
                 await self._slot_freed[queue].wait()
                 continue
