@@ -511,7 +511,12 @@ def report_targets(figures: Figures) -> None:
     targets = [
         ("no-op >= 0.5x PgQueuer's defaults (aim 1.0x)",
          median_ratio(rates, "ours no-op", "pgqueuer no-op"), 0.5, "x"),
-        ("one-row >= 0.35x PgQueuer's defaults",
+        # PgQueuer with its defaults running the same one-row task (its row commits on a
+        # connection of its own; ours in the job's transaction with the job's end) ...
+        ("one-row >= 0.35x PgQueuer's defaults, same task",
+         median_ratio(rates, "ours one-row", "pgqueuer one-row"), 0.35, "x"),
+        # ... and the stricter reading: against PgQueuer's no-op
+        ("  stricter reading: against PgQueuer's no-op",
          median_ratio(rates, "ours one-row", "pgqueuer no-op"), 0.35, "x"),
         ("defer->start p50 <= 3 ms with an idle worker", p50, -3.0, " ms"),
         ("group of 100 >= 0.5x PgQueuer's list enqueue",
