@@ -35,6 +35,14 @@ def add_unflushed(name: str, *, uow: UnitOfWork) -> None:
     uow.after_commit(lambda: COMMITTED.append(name))
 
 
+@task(name="tests.end_in_tx.savepoint_left_open", queue=queues.DEFAULT, retry=NO_RETRY)
+def savepoint_left_open(name: str, *, uow: UnitOfWork) -> None:
+    """Writes, then writes again in a savepoint it never closes."""
+    uow.session.add(Tenant(name=name))
+    uow.session.begin_nested()
+    uow.session.add(Tenant(name=f"{name}-inner"))
+
+
 @task(name="tests.end_in_tx.awkward", queue=queues.DEFAULT, retry=NO_RETRY)
 def awkward(name: str, *, uow: UnitOfWork) -> dict[str, Any]:
     uow.session.add(Tenant(name=name))
@@ -118,6 +126,16 @@ def test_a_fenced_run_that_returns_nothing_rolls_back_and_the_pool_stays_usable(
         add_unflushed.delay(name)
     drain([queues.DEFAULT])
     assert [tenants(name) for name in ("next-1", "next-2", "next-3")] == [1, 1, 1]
+
+
+def test_a_savepoint_left_open_is_released_and_commits_with_the_end() -> None:
+    result = savepoint_left_open.delay("nested")
+
+    drain([queues.DEFAULT])
+
+    assert result.status == SUCCESS
+    assert (tenants("nested"), tenants("nested-inner")) == (1, 1)
+    assert same_transaction("nested", result.id)  # (the inner row has its savepoint's xid)
 
 
 def test_a_result_is_kept_exactly_whatever_its_characters() -> None:

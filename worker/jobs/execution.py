@@ -142,6 +142,10 @@ def _succeed(task: CeleryTask, run: state.Run, uow: UnitOfWork, result: Any) -> 
         # the task's last writes, its outcome and the job's end: one transaction, ended and
         # committed by one round trip (the session's commit then only runs its events)
         session = uow.session
+        while session.in_nested_transaction():  # savepoints left open: released, as commit() does
+            nested = session.get_nested_transaction()
+            assert nested is not None
+            nested.commit()
         session.flush()
         state.succeed_and_commit(session.connection(), run, result=result, record=record)
         session.commit()
