@@ -34,7 +34,7 @@ from worker.jobs import secrets
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([a-z_]+)\b")
 
 
-#: What :func:`end` says of a run that no longer owned its job.
+#: What ``end_runs`` says of a run that no longer owned its job.
 FENCED = "fenced"
 
 #: The SQLSTATE ``tl_end_runs_or_raise`` raises for a fenced run (migration 0016).
@@ -157,13 +157,6 @@ def check(connection: sa.Connection | Any, run: Run) -> None:
     ).first()
     if found is None:
         raise Fenced(run)
-
-
-def end(connection: sa.Connection | Any, endings: Sequence[Ending]) -> dict[int, str]:
-    """End runs in the caller's transaction; return the status each job got, or ``fenced``
-    for a job that no longer belonged to its run (nothing was written for it)."""
-    rows = connection.execute(sa.text(sql.queries()["end_runs"]), end_parameters(endings))
-    return {row.job_id: row.status for row in rows}
 
 
 def succeed_and_commit(connection: sa.Connection, run: Run, *, result: Any, record: bool) -> None:
