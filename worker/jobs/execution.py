@@ -136,7 +136,8 @@ def _running(run: state.Run, uow: UnitOfWork) -> Iterator[None]:
 def _succeed(task: CeleryTask, run: state.Run, uow: UnitOfWork, result: Any) -> state.Ending | None:
     _check_json(task, result)
     # an outcome row only if there is a value to keep (status, attempts and times are on the
-    # job): a task that returns nothing ends by the single-statement path of ``end_runs``
+    # job): a task that returns nothing ends by one UPDATE (``tl_succeed_run``, or the batched
+    # ``end_runs``' single-statement path)
     record = result is not None
     if uow.used_database:
         # the task's last writes, its outcome and the job's end: one transaction, ended and

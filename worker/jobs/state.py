@@ -37,7 +37,7 @@ _PLACEHOLDER = re.compile(r"(?<![:\w]):([a-z_]+)\b")
 #: What ``end_runs`` says of a run that no longer owned its job.
 FENCED = "fenced"
 
-#: The SQLSTATE ``tl_end_runs_or_raise`` raises for a fenced run (migration 0016).
+#: The SQLSTATE ``tl_succeed_run`` raises for a fenced run (migration 0016).
 FENCED_SQLSTATE = "TLF01"
 
 #: ``exec_driver_sql`` options of a statement with its values inlined: sent by the simple query
