@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-FENCED_SQLSTATE = "TLF01"
+from worker.jobs.state import FENCED_SQLSTATE
 
 #: (name, lock, run the end claims, result, record, mask): each played through both functions.
 CASES = [

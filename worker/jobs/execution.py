@@ -2,7 +2,7 @@
 
 :func:`run_job` creates the job's :class:`~worker.jobs.uow.UnitOfWork` and calls the task with
 it. When a task that used the database returns, the run ends as ``succeeded`` with its outcome
-row *in the task's own last transaction* (``worker.jobs.state.succeed_and_commit``, fenced on
+row *in the task's own last transaction* (``UnitOfWork.commit_success``, fenced on
 the run): the task's writes, its result and the job's status commit together, or none of them
 does.
 
@@ -140,16 +140,8 @@ def _succeed(task: CeleryTask, run: state.Run, uow: UnitOfWork, result: Any) -> 
     # ``end_runs``' single-statement path)
     record = result is not None
     if uow.used_database:
-        # the task's last writes, its outcome and the job's end: one transaction, ended and
-        # committed by one round trip (the session's commit then only runs its events)
-        session = uow.session
-        while session.in_nested_transaction():  # savepoints left open: released, as commit() does
-            nested = session.get_nested_transaction()
-            assert nested is not None
-            nested.commit()
-        session.flush()
-        state.succeed_and_commit(session.connection(), run, result=result, record=record)
-        session.commit()
+        # the task's last writes, its outcome and the job's end: one transaction
+        uow.commit_success(result=result, record=record)
         return None
     # nothing of the task's to commit with: the runner writes the end, batched with others
     return state.Ending(run=run, action="succeeded", result=result, record=record)

@@ -22,7 +22,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -92,6 +92,25 @@ class UnitOfWork:
         except BaseException:
             self.session.rollback()
             raise
+
+    def commit_success(self, *, result: Any, record: bool) -> None:
+        """The job's last transaction: end its run as succeeded with what the task wrote, and
+        commit, in one round trip (:func:`worker.jobs.state.succeed_and_commit`). Savepoints the
+        task left open are released and pending ORM writes flushed first, as ``commit()`` would;
+        the session's ``commit()`` then sends nothing and runs its events (after-commit actions).
+
+        Raises
+        ------
+        worker.jobs.state.Fenced
+            The job was taken away from this run: nothing is committed (the caller rolls back).
+        """
+        assert self.run is not None, "a unit of work without a run has no job to end"
+        session = self.session
+        while (nested := session.get_nested_transaction()) is not None:
+            nested.commit()
+        session.flush()
+        state.succeed_and_commit(session.connection(), self.run, result=result, record=record)
+        session.commit()
 
     @contextlib.contextmanager
     def step(self) -> Iterator[orm.Session]:
