@@ -76,6 +76,7 @@ END;
 $$;
 """
 
+
 def _status_events_by_one_insert() -> str:
     """0015's ``tl_jobs_updated``, its two INSERTs made one, ordered per job."""
     updated: str = _migration("0015_statement_job_triggers.py")._UPDATED

@@ -22,9 +22,10 @@ COMMIT
 
 -- release_run --
 -- Run :run was taken but never started (its process is stopping): the job waits again as it was.
+-- (``status::text``: by primary key, not down the partial index of every doing job; 0017)
 UPDATE procrastinate_jobs
    SET status = 'todo', run_alone = false
- WHERE id = :job_id AND runs = :run AND status = 'doing'
+ WHERE id = :job_id AND runs = :run AND status::text = 'doing'
 RETURNING id
 
 -- held_jobs --
@@ -37,7 +38,7 @@ SELECT id, runs FROM procrastinate_jobs
 -- Whether job :job_id still belongs to run :run; the row is share-locked until the caller's
 -- transaction ends, so that the recovery sweep cannot take the job away before that commit.
 SELECT id FROM procrastinate_jobs
- WHERE id = :job_id AND runs = :run AND status = 'doing'
+ WHERE id = :job_id AND runs = :run AND status::text = 'doing'  -- by primary key (0017)
    FOR SHARE
 
 -- claim_recovery_sweep --
