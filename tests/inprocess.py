@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
+from worker import db, runtime
 from worker import queues as queue_names
-from worker import runtime
 from worker.jobs.runner import Runner, RunnerOptions
 
 
@@ -25,7 +25,13 @@ def drain(queues: list[str] | None = None, *, max_lost_runs: int = 3) -> None:
     )
 
     async def run() -> None:
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="task") as executor:
+        # task threads as ``manage.py worker``'s: each keeps its connection between jobs
+        with ThreadPoolExecutor(
+            max_workers=8, thread_name_prefix="task", initializer=db.keep_connections
+        ) as executor:
             await Runner(runtime.current().database_url, options, executor).run_until_idle()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        db.give_back_kept_connections()

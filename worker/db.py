@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import select
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -105,12 +106,24 @@ def _test_if_suspect(dbapi_connection: Any, record: Any, proxy: Any) -> None:
     checked_in_at = record.info.get("checked_in_at")
     if checked_in_at is None:
         return  # a connection just opened
-    if time.monotonic() - checked_in_at < PING_IDLE_AFTER and not _has_input(dbapi_connection):
+    if not _suspect(dbapi_connection, idle_since=checked_in_at):
         return
     try:
-        dbapi_connection.execute("SELECT 1")
+        _ping(dbapi_connection)
     except psycopg.Error as exc:
         raise sa.exc.DisconnectionError(str(exc)) from exc
+
+
+def _suspect(dbapi_connection: Any, *, idle_since: float) -> bool:
+    """Whether an idle connection must answer a ping before use: it sat unused for
+    :data:`PING_IDLE_AFTER` s, or its socket has something to read."""
+    return time.monotonic() - idle_since >= PING_IDLE_AFTER or _has_input(dbapi_connection)
+
+
+def _ping(dbapi_connection: Any) -> None:
+    """One round trip; raises ``psycopg.Error`` if the server does not answer."""
+    try:
+        dbapi_connection.execute("SELECT 1")
     finally:
         if not dbapi_connection.closed and dbapi_connection.info.transaction_status != 0:
             dbapi_connection.rollback()
@@ -163,6 +176,99 @@ def autocommit_connection() -> Iterator[sa.Connection]:
     engine = _sessionmaker.kw["bind"]
     with engine.connect() as connection:
         yield connection.execution_options(isolation_level="AUTOCOMMIT")
+
+
+class _Kept:
+    """The connection a task thread keeps between the jobs it runs."""
+
+    def __init__(self) -> None:
+        self.connection: sa.Connection | None = None
+        self.lent = False  # a job's session is bound to it now
+        self.idle_since = 0.0
+
+
+class _ThreadKept(threading.local):
+    kept: _Kept | None = None
+
+
+_thread = _ThreadKept()
+#: Every connection kept by a thread, to give them back when the worker stops.
+_every_kept: set[_Kept] = set()
+_every_kept_lock = threading.Lock()
+
+
+def keep_connections() -> None:
+    """Let this thread keep one connection between the jobs it runs (the initializer of a
+    worker's task threads): a job's session (:func:`job_session`) is bound to it instead of
+    checking a connection out of the pool and back in for each job. Before each job it is
+    tested as a pooled one would be (a ``poll()``; a ping when suspect), and replaced if dead.
+    """
+    if _thread.kept is None:
+        kept = _thread.kept = _Kept()
+        with _every_kept_lock:
+            _every_kept.add(kept)
+
+
+def job_session() -> orm.Session:
+    """A job's session, not in a transaction yet (it begins one at first use): on the
+    connection this thread keeps (:func:`keep_connections`) when no other job's session uses
+    it, else on a pooled connection. Close it with :func:`end_job_session`.
+
+    Raises
+    ------
+    NotSetUp
+        ``worker.runtime.setup()`` has not bound a database yet.
+    """
+    if _sessionmaker is None:
+        raise NotSetUp()
+    kept = _thread.kept
+    if kept is None or kept.lent:
+        return _sessionmaker()
+    connection = kept.connection
+    if connection is not None and not _still_usable(connection, kept.idle_since):
+        connection.close()  # back to the pool, which drops it if invalidated
+        connection = None
+    if connection is None:
+        connection = kept.connection = _sessionmaker.kw["bind"].connect()
+    kept.lent = True
+    return _sessionmaker(bind=connection)
+
+
+def end_job_session(session: orm.Session) -> None:
+    """Close a session of :func:`job_session` (what it did not commit is rolled back); the
+    thread keeps its connection for its next job."""
+    try:
+        session.close()
+    finally:
+        kept = _thread.kept
+        if kept is not None and kept.lent and session.bind is kept.connection:
+            kept.lent = False
+            kept.idle_since = time.monotonic()
+
+
+def _still_usable(connection: sa.Connection, idle_since: float) -> bool:
+    if connection.closed or connection.invalidated or connection.in_transaction():
+        return False
+    dbapi_connection = connection.connection.dbapi_connection
+    if not _suspect(dbapi_connection, idle_since=idle_since):
+        return True
+    try:
+        _ping(dbapi_connection)
+    except psycopg.Error:
+        connection.invalidate()
+        return False
+    return True
+
+
+def give_back_kept_connections() -> None:
+    """Return to the pool the connections task threads keep (the worker stops; call it before
+    the engine is disposed). One a running job still uses is left to it."""
+    with _every_kept_lock:
+        every = list(_every_kept)
+    for kept in every:
+        if kept.connection is not None and not kept.lent:
+            connection, kept.connection = kept.connection, None
+            connection.close()
 
 
 def new_session() -> orm.Session:

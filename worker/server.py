@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from worker import queues, runtime
+from worker import db, queues, runtime
 from worker.app import app
 from worker.config import Settings
 from worker.jobs import recycling
@@ -111,8 +111,12 @@ async def serve(database_url: str, plan: WorkerPlan, settings: Settings) -> bool
     """Run until SIGTERM/SIGINT or a recycling limit, then drain; return whether the process
     is to be replaced (a limit was reached and no signal asked it to stop)."""
     loop = asyncio.get_running_loop()
-    # tasks run in the loop's default executor: a thread per concurrent job
-    executor = ThreadPoolExecutor(max_workers=plan.total_concurrency, thread_name_prefix="task")
+    # tasks run in the loop's default executor: a thread per concurrent job, each keeping its
+    # database connection from one job to the next
+    executor = ThreadPoolExecutor(
+        max_workers=plan.total_concurrency, thread_name_prefix="task",
+        initializer=db.keep_connections,
+    )  # fmt: skip
     loop.set_default_executor(executor)
     runtime.setup(
         database_url,
@@ -127,6 +131,7 @@ async def serve(database_url: str, plan: WorkerPlan, settings: Settings) -> bool
         scheduler = _scheduler(database_url, settings)
         return await _run(Runner(database_url, plan.runner_options(), executor), plan, scheduler)
     finally:
+        db.give_back_kept_connections()
         runtime.teardown()
 
 

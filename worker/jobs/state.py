@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, LiteralString
 
+import psycopg
 import sqlalchemy as sa
 from procrastinate import jobs
 from psycopg import pq
@@ -39,10 +40,6 @@ FENCED = "fenced"
 
 #: The SQLSTATE ``tl_succeed_run`` raises for a fenced run (migration 0016).
 FENCED_SQLSTATE = "TLF01"
-
-#: ``exec_driver_sql`` options of a statement with its values inlined: sent by the simple query
-#: protocol, which takes several statements in one message (and reads no placeholders).
-_INLINED: dict[str, Any] = {"no_parameters": True}
 
 
 class Fenced(Exception):
@@ -172,7 +169,8 @@ def succeed_and_commit(connection: sa.Connection, run: Run, *, result: Any, reco
         The job no longer belongs to this run: the error aborted the transaction before the
         ``COMMIT`` was read; nothing is committed, and the caller must roll back.
     """
-    pgconn = connection.connection.driver_connection.pgconn  # type: ignore[union-attr]
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
     values = {
         "job_id": run.job_id,
         "run": run.run,
@@ -180,12 +178,16 @@ def succeed_and_commit(connection: sa.Connection, run: Run, *, result: Any, reco
         "record": record,
         "mask": _mask(run.job.task_name),
     }
-    statement = _inline(_without_comments("succeed_and_commit"), values, pq.Escaping(pgconn))
+    statement = _inline(_without_comments("succeed_and_commit"), values, pq.Escaping(driver.pgconn))
     try:
-        connection.exec_driver_sql(statement, execution_options=_INLINED)
-    except sa.exc.DBAPIError as exc:
-        if getattr(exc.orig, "sqlstate", None) == FENCED_SQLSTATE:
+        # on the driver's connection: SQLAlchemy's statement machinery cost more than the rest
+        # of the end (no parameters: psycopg sends it by the simple query protocol)
+        driver.execute(statement.encode(), prepare=False)
+    except psycopg.Error as exc:
+        if exc.sqlstate == FENCED_SQLSTATE:
             raise Fenced(run) from None
+        if driver.broken or driver.closed:
+            connection.invalidate(exc)  # as SQLAlchemy would have: the pool replaces it
         raise
 
 

@@ -50,7 +50,7 @@ class UnitOfWork:
         """The job's session, opened at first use (a task that never uses the database costs
         no session and no connection)."""
         if self._session is None:
-            self._session = db.new_session()
+            self._session = db.job_session()
         return self._session
 
     def __enter__(self) -> Self:
@@ -97,7 +97,9 @@ class UnitOfWork:
         """The job's last transaction: end its run as succeeded with what the task wrote, and
         commit, in one round trip (:func:`worker.jobs.state.succeed_and_commit`). Savepoints the
         task left open are released and pending ORM writes flushed first, as ``commit()`` would;
-        the session's ``commit()`` then sends nothing and runs its events (after-commit actions).
+        then the session's after-commit event fires (after-commit actions run) and the session,
+        whose transaction the server has ended, is closed (that sends nothing: the connection
+        is idle), which is what ``commit()`` would do, without its bookkeeping.
 
         Raises
         ------
@@ -110,7 +112,10 @@ class UnitOfWork:
             nested.commit()
         session.flush()
         state.succeed_and_commit(session.connection(), self.run, result=result, record=record)
-        session.commit()
+        # committed: what ``session.commit()`` would still do is fire its after-commit event
+        # (this unit of work's actions, and other listeners') and end its transaction
+        session.dispatch.after_commit(session)
+        session.close()
 
     @contextlib.contextmanager
     def step(self) -> Iterator[orm.Session]:
@@ -131,7 +136,7 @@ class UnitOfWork:
     def close(self) -> None:
         """Roll back anything left and release the connection."""
         if self._session is not None:
-            self._session.close()
+            db.end_job_session(self._session)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the session's current transaction has committed (the job's
