@@ -192,7 +192,7 @@ class _ThreadKept(threading.local):
 
 
 _thread = _ThreadKept()
-#: Every connection kept by a thread, to give them back when the worker stops.
+#: The threads' records that hold a connection now, to give them back when the worker stops.
 _every_kept: set[_Kept] = set()
 _every_kept_lock = threading.Lock()
 
@@ -202,11 +202,11 @@ def keep_connections() -> None:
     worker's task threads): a job's session (:func:`job_session`) is bound to it instead of
     checking a connection out of the pool and back in for each job. Before each job it is
     tested as a pooled one would be (a ``poll()``; a ping when suspect), and replaced if dead.
+    Threads keep at most the pool's size less one (the rest of the pool serves everything
+    else); a thread past that takes a pooled connection for each job as before.
     """
     if _thread.kept is None:
-        kept = _thread.kept = _Kept()
-        with _every_kept_lock:
-            _every_kept.add(kept)
+        _thread.kept = _Kept()
 
 
 def job_session() -> orm.Session:
@@ -224,14 +224,22 @@ def job_session() -> orm.Session:
     kept = _thread.kept
     if kept is None or kept.lent:
         return _sessionmaker()
-    connection = kept.connection
-    if connection is not None and not _still_usable(connection, kept.idle_since):
-        connection.close()  # back to the pool, which drops it if invalidated
-        connection = None
-    if connection is None:
-        connection = kept.connection = _sessionmaker.kw["bind"].connect()
+    if kept.connection is not None and not _still_usable(kept.connection, kept.idle_since):
+        _give_back(kept)  # the pool drops it if it was invalidated
+    if kept.connection is None:
+        engine: sa.Engine = _sessionmaker.kw["bind"]
+        with _every_kept_lock:
+            if len(_every_kept) >= getattr(engine.pool, "size", lambda: 1)() - 1:
+                return _sessionmaker()  # the pool is for everything else too
+            _every_kept.add(kept)
+        try:
+            kept.connection = engine.connect()
+        finally:
+            if kept.connection is None:
+                with _every_kept_lock:
+                    _every_kept.discard(kept)
     kept.lent = True
-    return _sessionmaker(bind=connection)
+    return _sessionmaker(bind=kept.connection)
 
 
 def end_job_session(session: orm.Session) -> None:
@@ -266,9 +274,16 @@ def give_back_kept_connections() -> None:
     with _every_kept_lock:
         every = list(_every_kept)
     for kept in every:
-        if kept.connection is not None and not kept.lent:
-            connection, kept.connection = kept.connection, None
-            connection.close()
+        if not kept.lent:
+            _give_back(kept)
+
+
+def _give_back(kept: _Kept) -> None:
+    connection, kept.connection = kept.connection, None
+    with _every_kept_lock:
+        _every_kept.discard(kept)
+    if connection is not None:
+        connection.close()
 
 
 def new_session() -> orm.Session:

@@ -29,6 +29,14 @@ def backend(name: str, *, uow: UnitOfWork) -> int:
     return pid
 
 
+@task(name="tests.kept.held_a_while", queue=queues.DEFAULT, retry=NO_RETRY)
+def held_a_while(name: str, *, uow: UnitOfWork) -> None:
+    """Writes a row and holds its connection 50 ms: every thread busy at once."""
+    uow.session.add(Tenant(name=name))
+    uow.session.flush()
+    time.sleep(0.05)
+
+
 @task(name="tests.kept.two_units", queue=queues.DEFAULT, retry=NO_RETRY)
 def two_units(name: str, *, uow: UnitOfWork) -> None:
     """Commits a row in a unit of work of its own while the job's is open, then fails."""
@@ -56,9 +64,9 @@ def executor() -> Iterator[ThreadPoolExecutor]:
         yield pool
 
 
-def run(executor: ThreadPoolExecutor) -> None:
+def run(executor: ThreadPoolExecutor, concurrency: int = 1) -> None:
     options = RunnerOptions(
-        concurrency={queues.DEFAULT: 1}, heartbeat_interval=10, stalled_after=60,
+        concurrency={queues.DEFAULT: concurrency}, heartbeat_interval=10, stalled_after=60,
         recovery_interval=15, max_lost_runs=3, listen=False, recover=False,
     )  # fmt: skip
 
@@ -148,3 +156,16 @@ def test_connections_kept_are_given_back_when_the_worker_stops(
     db.give_back_kept_connections()
 
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_threads_keep_no_more_than_the_pool_spares_and_the_others_still_run() -> None:
+    pool = runtime.current().engine.pool  # 5 connections (and 2 more in overflow)
+    names = [f"busy-{n}" for n in range(40)]
+    for name in names:
+        held_a_while.delay(name)
+
+    with ThreadPoolExecutor(8, thread_name_prefix="task", initializer=db.keep_connections) as many:
+        run(many, concurrency=8)
+
+    assert [tenants(name) for name in names] == [1] * 40, "no job waited for a connection"
+    assert pool.checkedout() == 4, "kept: the pool's size less one"  # type: ignore[attr-defined]

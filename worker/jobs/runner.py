@@ -65,8 +65,11 @@ MAX_OUTAGE_PAUSE = 2.0
 FETCH_GATHER = 0.002
 #: A queue whose jobs last less than this on average (seconds) takes jobs ahead of its slots.
 PREFETCH_BELOW = 0.02
-#: How many jobs ahead of its slots such a queue holds at most, in multiples of its concurrency.
-PREFETCH_DEPTH = 1
+#: How many jobs ahead of its slots such a queue holds at most, in multiples of its concurrency
+#: (with the half-look-ahead rule of ``_serve``, a fetch then brings at least the concurrency:
+#: one-row jobs 899 -> 1,063 jobs/s against one concurrency ahead, the server's CPU per job
+#: 798 -> 662 us, a fetch costing about as much for 20 jobs as for 7).
+PREFETCH_DEPTH = 2
 #: Heartbeats after which a job this worker holds but does not run is put back.
 ORPHAN_AFTER_BEATS = 2
 #: Seconds between two log lines about the same outage.
