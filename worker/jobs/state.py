@@ -160,8 +160,9 @@ def succeed_and_commit(connection: sa.Connection, run: Run, *, result: Any, reco
     """End ``run`` as succeeded in the caller's transaction and commit that transaction, in one
     round trip: ``tl_succeed_run`` and ``COMMIT`` go in one message, by the simple query
     protocol (which takes several statements, and no parameters: the values are inlined, the
-    JSON ones escaped by libpq). The caller's SQLAlchemy transaction is still open on return: its
-    ``commit()`` finds the connection idle and sends nothing (its events still run).
+    JSON ones escaped by libpq), on the driver's connection. The caller's SQLAlchemy transaction
+    is still open on return, the server's is over: ending it sends nothing, the connection being
+    idle (``UnitOfWork.commit_success`` fires its after-commit event and closes the session).
 
     Raises
     ------
