@@ -153,6 +153,13 @@ def bind(engine: sa.Engine | None) -> None:
     sa.event.listen(_sessionmaker, "after_begin", _note_database_use)
 
 
+def _maker() -> orm.sessionmaker[orm.Session]:
+    """The session factory ``bind`` set up; raises :class:`NotSetUp` before that."""
+    if _sessionmaker is None:
+        raise NotSetUp()
+    return _sessionmaker
+
+
 def _note_database_use(session: orm.Session, transaction: Any, connection: Any) -> None:
     session.info["used_database"] = True
 
@@ -171,10 +178,7 @@ def autocommit_connection() -> Iterator[sa.Connection]:
     NotSetUp
         ``worker.runtime.setup()`` has not bound a database yet.
     """
-    if _sessionmaker is None:
-        raise NotSetUp()
-    engine = _sessionmaker.kw["bind"]
-    with engine.connect() as connection:
+    with _maker().kw["bind"].connect() as connection:
         yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
@@ -219,18 +223,17 @@ def job_session() -> orm.Session:
     NotSetUp
         ``worker.runtime.setup()`` has not bound a database yet.
     """
-    if _sessionmaker is None:
-        raise NotSetUp()
+    maker = _maker()
     kept = _thread.kept
     if kept is None or kept.lent:
-        return _sessionmaker()
+        return maker()
     if kept.connection is not None and not _still_usable(kept.connection, kept.idle_since):
         _give_back(kept)  # the pool drops it if it was invalidated
     if kept.connection is None:
-        engine: sa.Engine = _sessionmaker.kw["bind"]
+        engine: sa.Engine = maker.kw["bind"]
         with _every_kept_lock:
             if len(_every_kept) >= getattr(engine.pool, "size", lambda: 1)() - 1:
-                return _sessionmaker()  # the pool is for everything else too
+                return maker()  # the pool is for everything else too
             _every_kept.add(kept)
         try:
             kept.connection = engine.connect()
@@ -239,7 +242,7 @@ def job_session() -> orm.Session:
                 with _every_kept_lock:
                     _every_kept.discard(kept)
     kept.lent = True
-    return _sessionmaker(bind=kept.connection)
+    return maker(bind=kept.connection)
 
 
 def end_job_session(session: orm.Session) -> None:
@@ -294,9 +297,7 @@ def new_session() -> orm.Session:
     NotSetUp
         ``worker.runtime.setup()`` has not bound a database yet.
     """
-    if _sessionmaker is None:
-        raise NotSetUp()
-    return _sessionmaker()
+    return _maker()()
 
 
 @contextlib.contextmanager
@@ -320,9 +321,7 @@ def transaction() -> Iterator[sa.Connection]:
     NotSetUp
         ``worker.runtime.setup()`` has not bound a database yet.
     """
-    if _sessionmaker is None:
-        raise NotSetUp()
-    with _sessionmaker.kw["bind"].begin() as connection:
+    with _maker().kw["bind"].begin() as connection:
         yield connection
 
 
@@ -350,9 +349,7 @@ def session_scope(*, new: bool = False) -> Iterator[orm.Session]:
     if outer is not None and not new:
         yield outer
         return
-    if _sessionmaker is None:
-        raise NotSetUp()
-    with _sessionmaker() as session, session.begin():
+    with _maker()() as session, session.begin():
         token = _current_session.set(session)
         try:
             yield session
