@@ -14,7 +14,7 @@ events above the fold point say``, read in one snapshot:
   every transaction that had an id a second later has ended (their ids come from a sequence
   before they commit, so a late commit can land below the newest visible id). At most
   :data:`MAX_FOLD` events per scrape, so the events above the fold point stay a short range;
-- retention deletes events and jobs: triggers (migration 0013) fold whatever was not folded yet
+- retention deletes events and jobs: triggers (migrations 0013, 0018) fold what was not folded yet
   before it goes, so a counter never goes down. ``lost_runs`` of deleted jobs are folded too.
 
 **Gauges**: jobs waiting, scheduled, running, failed, cancelled and aborted per queue (partial
