@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from tests import sample_tasks
 from tests.inprocess import drain
 from worker import db, queues, runtime
-from worker.jobs import group, runner
+from worker.jobs import execution, group, runner
 from worker.jobs.runner import Runner, RunnerOptions
 
 CONCURRENCY = 2
@@ -73,19 +73,7 @@ def lost_or_held() -> int:
 
 def serve_until(database_url: str, done: int) -> None:
     """Run a runner until ``done`` jobs succeeded, then stop it as SIGTERM does."""
-
-    async def scenario() -> None:
-        with ThreadPoolExecutor(max_workers=CONCURRENCY * 2) as executor:
-            worker = Runner(database_url, options(), executor)
-            serving = asyncio.create_task(worker.run())
-            while (await asyncio.to_thread(statuses)).get("succeeded", 0) < done:
-                await asyncio.sleep(0.01)
-            worker.stop()
-            await serving
-            assert await worker.drain(10)
-            await worker.close()
-
-    asyncio.run(scenario())
+    assert serve_with(database_url, ThreadPoolExecutor(max_workers=CONCURRENCY * 2), done)
 
 
 @pytest.fixture
@@ -165,3 +153,69 @@ def test_while_jobs_taken_ahead_wait_a_fetch_brings_many(
     assert while_waiting, "fetches were made while jobs taken ahead waited for a slot"
     assert min(while_waiting) >= concurrency // 2, "no fetch for one or two jobs at a time"
     assert result.get(timeout=5) == [f"m{x}" for x in range(150)]
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """A thread pool that counts the jobs handed to it by the event loop."""
+
+    submitted = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def serve_with(database_url: str, executor: ThreadPoolExecutor, done: int) -> bool:
+    """Run a runner on ``executor`` until ``done`` jobs succeeded; whether it drained."""
+
+    async def scenario() -> bool:
+        worker = Runner(database_url, options(), executor)
+        serving = asyncio.create_task(worker.run())
+        while (await asyncio.to_thread(statuses)).get("succeeded", 0) < done:
+            await asyncio.sleep(0.01)
+        worker.stop()
+        await serving
+        drained = await worker.drain(10)
+        await worker.close()
+        return drained
+
+    with executor:
+        return asyncio.run(scenario())
+
+
+def test_a_thread_done_with_a_job_goes_on_with_the_next_one_taken_ahead(
+    database_url: str,
+) -> None:
+    result = group(sample_tasks.slow_tenant.s(f"c{x}", 0.002) for x in range(120)).apply_async()
+    executor = CountingExecutor(max_workers=CONCURRENCY * 2)
+
+    assert serve_with(database_url, executor, done=120)
+
+    assert result.get(timeout=5) == [f"c{x}" for x in range(120)]
+    # the loop handed over far fewer jobs than ran: the threads took the others themselves
+    assert executor.submitted < 120 / 2, executor.submitted
+    assert statuses() == {"succeeded": 120}
+    assert lost_or_held() == 0
+
+
+def test_a_fault_of_the_worker_in_a_task_thread_is_logged_and_the_job_left_to_recovery(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    jobs = [sample_tasks.slow_tenant.delay(f"f{x}", 0.001) for x in range(30)]
+    faulty = jobs[7].id
+    run_job = execution.run_job
+
+    def failing(run: Any) -> Any:
+        if run.job_id == faulty:
+            raise RuntimeError("worker fault")
+        return run_job(run)
+
+    monkeypatch.setattr(execution, "run_job", failing)
+
+    assert serve_with(database_url, ThreadPoolExecutor(max_workers=CONCURRENCY), done=29)
+
+    failed = [r for r in caplog.records if getattr(r, "action", None) == "job_run_failed"]
+    assert [r.job_id for r in failed] == [faulty]  # type: ignore[attr-defined]
+    assert failed[0].exc_info is not None and "worker fault" in str(failed[0].exc_info[1])
+    # the job stays taken by the worker: the recovery sweep runs it again once the worker is gone
+    assert statuses() == {"succeeded": 29, "doing": 1}

@@ -2,12 +2,14 @@
 
 Each queue has its own concurrency. A fetch loop takes as many ready jobs as its queue has free
 slots, in one statement (``worker.jobs.state``, ``fetch_jobs``), and runs each in a thread of the
-process's executor (:func:`worker.jobs.execution.run_job`). It fetches again when a slot frees,
-when the listener hears of a new job (LISTEN on procrastinate's queue channels), and at least
-every ``poll_interval`` seconds. While a queue's jobs are short (a moving mean under
-``PREFETCH_BELOW``) it takes up to as many again ahead of its slots, started as slots free: the
-next fetch overlaps the running jobs instead of idling every slot for a round trip. Jobs taken
-ahead and not started when the process stops are put back as they were (not lost runs).
+process's executor (:func:`worker.jobs.execution.run_job`, handed over and brought back by
+``worker.jobs.dispatch``). It fetches again when a slot frees, when the listener hears of a new
+job (LISTEN on procrastinate's queue channels), and at least every ``poll_interval`` seconds.
+While a queue's jobs are short (a moving mean under ``PREFETCH_BELOW``) it takes up to
+``PREFETCH_DEPTH`` times its concurrency ahead of its slots: a thread done with a job goes on
+with the next one taken ahead, and the next fetch overlaps the running jobs instead of idling
+every slot for a round trip. Jobs taken ahead and not started when the process stops are put
+back as they were (not lost runs).
 
 Beside the fetch loops run:
 
@@ -51,6 +53,7 @@ import psycopg.sql
 from worker import db, recovery
 from worker.jobs import execution, pinned, recycling, state
 from worker.jobs.completer import Completer
+from worker.jobs.dispatch import Dispatcher, Finished
 from worker.jobs.links import KEEPALIVES, Link
 
 logger = logging.getLogger(__name__)
@@ -66,10 +69,12 @@ FETCH_GATHER = 0.002
 #: A queue whose jobs last less than this on average (seconds) takes jobs ahead of its slots.
 PREFETCH_BELOW = 0.02
 #: How many jobs ahead of its slots such a queue holds at most, in multiples of its concurrency
-#: (with the half-look-ahead rule of ``_serve``, a fetch then brings at least the concurrency:
-#: one-row jobs 899 -> 1,063 jobs/s against one concurrency ahead, the server's CPU per job
-#: 798 -> 662 us, a fetch costing about as much for 20 jobs as for 7).
-PREFETCH_DEPTH = 2
+#: (with the half-look-ahead rule of ``_serve``, a fetch brings at least twice the concurrency,
+#: for about the server's cost of a fetch of 7. Measured on one-row jobs, concurrency 10: a
+#: fetch's answer takes 4-20 ms to reach a loop that shares the GIL with ten task threads; with
+#: 2x ahead the slots had run dry by then after ~15 % of fetches, with 4x after under 1 %.
+#: No-op jobs: a fetch brings 50, the server's CPU per job fell by a third.)
+PREFETCH_DEPTH = 4
 #: Heartbeats after which a job this worker holds but does not run is put back.
 ORPHAN_AFTER_BEATS = 2
 #: Seconds between two log lines about the same outage.
@@ -125,7 +130,10 @@ class Runner:
         self._busy = dict.fromkeys(self.queues, 0)
         #: The queue's last fetch filled every free slot (more jobs are likely waiting).
         self._busy_fetch = dict.fromkeys(self.queues, False)
+        #: Runs that wait to run alone, or run alone (the others are the dispatcher's).
         self._tasks: dict[asyncio.Task[None], state.Run] = {}
+        #: Created with the loop (``_open``): hands jobs to the threads, brings their ends back.
+        self._dispatcher: Dispatcher | None = None
         #: Jobs taken ahead of free slots (see ``_prefetch_depth``), started as slots free.
         self._ready: dict[str, collections.deque[state.Run]] = {
             queue: collections.deque() for queue in self.queues
@@ -160,7 +168,7 @@ class Runner:
     @property
     def running(self) -> int:
         """Jobs taken and not ended yet."""
-        return len(self._tasks)
+        return len(self._tasks) + (self._dispatcher.in_flight if self._dispatcher else 0)
 
     async def run(self) -> None:
         """Fetch and run jobs until :meth:`stop`; then return (running jobs may go on)."""
@@ -185,6 +193,10 @@ class Runner:
             await asyncio.wait(list(self._tasks), timeout=timeout)
         if self._tasks:
             return False
+        if self._dispatcher is not None:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not await self._dispatcher.wait_idle(left):
+                return False
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         return await self._completer.flush(left)
 
@@ -193,7 +205,7 @@ class Runner:
         for task in self._side:
             task.cancel()
         await asyncio.gather(*self._side, return_exceptions=True)
-        if self.worker_id is not None and not self._tasks and not self._completer.pending:
+        if self.worker_id is not None and not self.running and not self._completer.pending:
             with contextlib.suppress(psycopg.Error, OSError):
                 await self._misc_link.query("unregister_worker", worker_id=self.worker_id)
         for link in (*self._links.values(), self._beat_link, self._misc_link, self._end_link):
@@ -213,9 +225,9 @@ class Runner:
                     raise RuntimeError("the database is unreachable")
                 for run in runs:
                     self._start(run, run.job.queue)
-                if not runs and not self._tasks and not self._completer.pending:
+                if not runs and not self.running and not self._completer.pending:
                     return
-                if self._tasks and (not runs or free <= len(runs)):
+                if self.running and (not runs or free <= len(runs)):
                     await self._job_ended.wait()
         finally:
             await self.drain(None)
@@ -224,6 +236,9 @@ class Runner:
     async def _open(self) -> None:
         if self._side:
             return  # opened already
+        self._dispatcher = Dispatcher(
+            asyncio.get_running_loop(), self._executor, self._threads_finished, self._take_next
+        )
         self._side = [
             asyncio.create_task(self._completer.run(), name="completer"),
             asyncio.create_task(self._heartbeats(), name="heartbeats"),
@@ -334,7 +349,7 @@ class Runner:
     async def _fetch(self, queues: list[str], limit: int) -> list[state.Run] | None:
         """Take up to ``limit`` jobs; ``None`` when the database could not be reached."""
         assert self.worker_id is not None
-        idle = not self._tasks and not any(self._ready.values()) and not self._claiming_suspect
+        idle = not self.running and not any(self._ready.values()) and not self._claiming_suspect
         if idle:
             self._claiming_suspect = True
         try:
@@ -360,52 +375,98 @@ class Runner:
         self._busy[queue] = self._busy.get(queue, 0) + 1
         if run.alone:
             self._solo_pending += 1
-        task = asyncio.create_task(self._execute_run(run, queue), name=f"job {run.job_id}")
-        self._tasks[task] = run
-
-    async def _execute_run(self, run: state.Run, queue: str) -> None:
-        try:
-            if run.alone:
-                async with self._solo_lock:
-                    await self._wait_alone(run)
-                    if self._stop.is_set():
-                        await self._release(run)
-                        return
-                    await self._run_in_thread(run)
-            else:
-                await self._run_in_thread(run)
-        except Exception:
-            logger.exception(
-                "job %s: the worker failed to run it; the recovery sweep will run it again",
-                run.job_id,
-                extra={"action": "job_run_failed", "job_id": run.job_id},
-            )
-        finally:
-            if run.alone:
-                self._solo_pending -= 1
-            self._busy[queue] -= 1
-            self._tasks.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
-            self.recycler.job_ended()  # WORKER_MAX_JOBS reached, or over WORKER_MAX_MEMORY_MB
-            if not self._stop.is_set():
-                for name in self.queues if run.alone else (queue,):
-                    self._start_ready(name)
-            self._job_ended.set()
-            for event in self._slot_freed.values():
-                event.set()
-
-    async def _run_in_thread(self, run: state.Run) -> None:
+            task = asyncio.create_task(self._run_alone(run, queue), name=f"job {run.job_id}")
+            self._tasks[task] = run
+            return
+        assert self._dispatcher is not None, "the runner is not open"
         self._executing += 1
         try:
+            self._dispatcher.submit(run, queue)
+        except BaseException:
+            self._executing -= 1
+            self._busy[queue] -= 1
+            raise
+
+    def _take_next(self, queue: str) -> state.Run | None:
+        """The next job the queue took ahead, for the slot a task thread just finished with
+        (called in that thread): none once the runner stops, while a job waits to run alone,
+        or if the next one must run alone (the loop starts those)."""
+        if self._stop.is_set() or self._solo_pending:
+            return None
+        ready = self._ready[queue]
+        try:
+            run = ready.popleft()  # atomic: the loop may pop from the same deque
+        except IndexError:
+            return None
+        if run.alone:
+            ready.appendleft(run)
+            return None
+        return run
+
+    def _threads_finished(self, batch: list[Finished]) -> None:
+        """Runs came back from their threads (on the loop, in the dispatcher's batches)."""
+        for finished in batch:
+            self._ran(finished)
+            self.recycler.job_ended()  # WORKER_MAX_JOBS reached, or over WORKER_MAX_MEMORY_MB
+            if not finished.continued:  # its slot is free (else its thread runs the next job)
+                self._executing -= 1
+                self._busy[finished.queue] -= 1
+        self._after_jobs_done(alone=False, queues={finished.queue for finished in batch})
+
+    async def _run_alone(self, run: state.Run, queue: str) -> None:
+        try:
+            async with self._solo_lock:
+                await self._wait_alone(run)
+                if self._stop.is_set():
+                    await self._release(run)
+                    return
+                self._ran(await self._run_in_thread(run, queue))
+        except Exception as exc:
+            self._ran(Finished(run, queue, None, 0.0, exc))
+        finally:
+            self._solo_pending -= 1
+            self._tasks.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+            self.recycler.job_ended()
+            self._busy[queue] -= 1
+            self._after_jobs_done(alone=True, queues={queue})
+
+    async def _run_in_thread(self, run: state.Run, queue: str) -> Finished:
+        self._executing += 1
+        started = time.monotonic()
+        try:
             loop = asyncio.get_running_loop()
-            started = time.monotonic()
             ending = await loop.run_in_executor(self._executor, execution.run_job, run)
-            self._note_duration(run.job.queue, time.monotonic() - started)
-            if ending is not None:
-                self._completer.add(ending)
-            elif run.job.lock is not None:
-                self._wake_all()  # its lock is free: a job waiting for it may start now
+        except Exception as exc:
+            return Finished(run, queue, None, time.monotonic() - started, exc)
         finally:
             self._executing -= 1
+        return Finished(run, queue, ending, time.monotonic() - started, None)
+
+    def _ran(self, finished: Finished) -> None:
+        """Take in what came of a run: its end to write, its duration, or the worker's fault."""
+        run = finished.run
+        if finished.error is not None:
+            logger.error(
+                "job %s: the worker failed to run it; the recovery sweep will run it again",
+                run.job_id,
+                exc_info=finished.error,
+                extra={"action": "job_run_failed", "job_id": run.job_id},
+            )
+            return
+        self._note_duration(run.job.queue, finished.seconds)
+        if finished.ending is not None:
+            self._completer.add(finished.ending)
+        elif run.job.lock is not None:
+            self._wake_all()  # its lock is free: a job waiting for it may start now
+
+    def _after_jobs_done(self, *, alone: bool, queues: set[str]) -> None:
+        """Slots freed: start jobs taken ahead, wake whoever waits for a slot or an end."""
+        if not self._stop.is_set():
+            for name in self.queues if alone else queues:
+                self._start_ready(name)
+        self._job_ended.set()
+        for event in self._slot_freed.values():
+            event.set()
 
     def _note_duration(self, queue: str, seconds: float) -> None:
         if queue in self._mean_duration:
@@ -532,6 +593,8 @@ class Runner:
         commit went through while its answer was lost (a connection cut at that instant)."""
         assert self.worker_id is not None
         known = {run.job_id for run in self._tasks.values()} | self._completer.job_ids()
+        if self._dispatcher is not None:
+            known.update(run.job_id for run in self._dispatcher.runs())
         known.update(run.job_id for ready in self._ready.values() for run in ready)
         held = await self._beat_link.query(
             "held_jobs",
