@@ -179,7 +179,7 @@ def succeed_and_commit(connection: sa.Connection, run: Run, *, result: Any, reco
         "record": record,
         "mask": _mask(run.job.task_name),
     }
-    statement = _inline(_without_comments("succeed_and_commit"), values, pq.Escaping(driver.pgconn))
+    statement = _inline("succeed_and_commit", values, pq.Escaping(driver.pgconn))
     try:
         # on the driver's connection: SQLAlchemy's statement machinery cost more than the rest
         # of the end (no parameters: psycopg sends it by the simple query protocol)
@@ -193,26 +193,31 @@ def succeed_and_commit(connection: sa.Connection, run: Run, *, result: Any, reco
 
 
 @functools.cache
-def _without_comments(name: str) -> str:
-    """A named query without its comment lines (values are inlined in its statements only)."""
+def _pieces(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A named query without its comment lines (values are inlined in its statements only),
+    split once around its ``:name`` placeholders: the texts between them, and their names."""
     lines = sql.queries()[name].splitlines()
-    return "\n".join(line for line in lines if not line.lstrip().startswith("--"))
+    text = "\n".join(line for line in lines if not line.lstrip().startswith("--"))
+    parts = _PLACEHOLDER.split(text)  # text, name, text, ..., name, text
+    return tuple(parts[0::2]), tuple(parts[1::2])
 
 
-def _inline(statement: str, values: Mapping[str, Any], escaping: pq_abc.Escaping) -> str:
-    """``statement`` with each ``:name`` replaced by its value as an SQL literal."""
-
-    def literal(match: re.Match[str]) -> str:
-        value = values[match.group(1)]
+def _inline(name: str, values: Mapping[str, Any], escaping: pq_abc.Escaping) -> str:
+    """The named query with each ``:name`` replaced by its value as an SQL literal."""
+    texts, names = _pieces(name)
+    out = [texts[0]]
+    for placeholder, text in zip(names, texts[1:], strict=True):
+        value = values[placeholder]
         if value is None:
-            return "NULL"
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, int):
-            return str(value)
-        return bytes(escaping.escape_literal(str(value).encode())).decode()
-
-    return _PLACEHOLDER.sub(literal, statement)
+            out.append("NULL")
+        elif isinstance(value, bool):
+            out.append("true" if value else "false")
+        elif isinstance(value, int):
+            out.append(str(value))
+        else:
+            out.append(bytes(escaping.escape_literal(str(value).encode())).decode())
+        out.append(text)
+    return "".join(out)
 
 
 def end_parameters(endings: Sequence[Ending]) -> dict[str, str]:
