@@ -74,6 +74,8 @@ class Scheduler:
         self._engine: sa.Engine | None = None
         self._election: asyncio.Task[None] | None = None
         self._in_flight: asyncio.Future[firing.Firing] | None = None
+        #: stop() was called: a firing cancelled from now on was left to finish by it.
+        self._stopping = False
         self._outage_logged = float("-inf")
         #: Whether this process leads now.
         self.leading = False
@@ -99,6 +101,7 @@ class Scheduler:
 
     async def stop(self) -> None:
         """Stop firing and give the leadership up (a standby takes it over)."""
+        self._stopping = True
         if self._timers.running:
             self._timers.pause()
         if self._election is not None:
@@ -119,9 +122,14 @@ class Scheduler:
             logger.info("scheduler leadership released", extra={"action": "scheduler_release"})
         if self._timers.running:
             self._timers.shutdown(wait=False)
-        self._executor.shutdown(wait=False)
         if self._engine is not None:
-            self._engine.dispose()
+            if self._in_flight is not None and not self._in_flight.done():
+                # the firing left running still holds a connection: the executor's one thread
+                # disposes of the engine after it (disposing now would leave it unclosed)
+                self._executor.submit(self._engine.dispose)
+            else:
+                self._engine.dispose()
+        self._executor.shutdown(wait=False)
 
     # -- election ------------------------------------------------------------------------------
 
@@ -189,7 +197,14 @@ class Scheduler:
         if not await self._leadership.confirm():
             self._demote("its lock connection broke")
             return
-        await self._fire(job)
+        try:
+            await self._fire(job)
+        except asyncio.CancelledError:
+            if self._stopping:
+                # the timers' shutdown cancels the tick whose firing stop() left to finish, and
+                # said so: nothing to add (APScheduler would log the cancellation as an error)
+                return
+            raise
 
     async def _fire(self, job: PeriodicJob) -> None:
         # one firing at a time (one thread); shielded, so that stop() can wait for it
